@@ -1,0 +1,100 @@
+//! regstore's conformance suite: every test of distribution's storage-driver testsuite, its
+//! WalkFallback cases, and one test per decision D1–D12 of the spec, written against
+//! `regstore-api` only, so it runs against any driver: wasm components through the host,
+//! or native implementations.
+//!
+//! Each test gets a fresh driver (and so a fresh, empty root) from a [`DriverFactory`], and must
+//! leave `List("/")` empty, as distribution's `TearDownTest` requires.
+
+#[macro_use]
+pub mod util;
+mod content;
+mod decisions;
+mod streams;
+mod tree;
+mod walk;
+pub mod runner;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use regstore_api::{Error, StorageDriver};
+
+pub use util::{Outcome, TestResult};
+
+/// Makes a fresh driver over an empty root for each test.
+pub type DriverFactory =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn StorageDriver>, Error>> + Send + Sync>;
+
+/// Settings of a suite run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The size of `TestWriteReadLargeStreams` (distribution: 5 GiB).
+    pub large_stream_size: u64,
+    /// distribution's short mode: smaller concurrent tests, no large stream.
+    pub short: bool,
+    /// Accept any TLS certificate when fetching redirect URLs.
+    pub skip_verify: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { large_stream_size: 5 << 30, short: false, skip_verify: false }
+    }
+}
+
+/// What a test gets.
+#[derive(Clone)]
+pub struct Ctx {
+    pub driver: Arc<dyn StorageDriver>,
+    pub config: Arc<Config>,
+}
+
+impl Ctx {
+    pub fn d(&self) -> &dyn StorageDriver {
+        &*self.driver
+    }
+
+    pub fn name(&self) -> &str {
+        self.driver.name()
+    }
+}
+
+/// One conformance test.
+pub struct Test {
+    /// distribution's test name (`TestList`), or regstore's for its own cases.
+    pub name: String,
+    pub run: Arc<dyn Fn(Ctx) -> BoxFuture<'static, TestResult> + Send + Sync>,
+}
+
+impl Test {
+    pub fn new<F, Fut>(name: impl Into<String>, f: F) -> Test
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = TestResult> + Send + 'static,
+    {
+        Test { name: name.into(), run: Arc::new(move |cx| Box::pin(f(cx))) }
+    }
+}
+
+/// Every test of the suite, in distribution's order, then the walk cases and the decisions.
+pub fn all() -> Vec<Test> {
+    let mut tests = Vec::new();
+    tests.extend(content::tests());
+    tests.extend(streams::tests());
+    tests.extend(tree::tests());
+    tests.extend(walk::tests());
+    tests.extend(decisions::tests());
+    tests
+}
+
+/// Runs one test on a fresh driver, then checks the driver was left empty.
+pub async fn run_test(test: &Test, factory: &DriverFactory, config: Arc<Config>) -> TestResult {
+    let driver = factory().await.map_err(|e| format!("creating the driver: {e}"))?;
+    let outcome = (test.run)(Ctx { driver: driver.clone(), config }).await?;
+    let left = driver.list("/").await.map_err(|e| format!("List(\"/\") after the test: {e}"))?;
+    if !left.is_empty() {
+        return Err(format!("Storage driver did not clean up properly: List(\"/\") = {left:?}"));
+    }
+    Ok(outcome)
+}
