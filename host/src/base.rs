@@ -8,11 +8,7 @@ use crate::bindings::WitError;
 
 /// A path every method accepts: the pattern, without `.` or `..` components (D8).
 pub fn check_path(driver: &str, p: &str) -> Result<(), Error> {
-    if path::is_valid(p) {
-        Ok(())
-    } else {
-        Err(Error::InvalidPath { driver: driver.to_string(), path: p.to_string() })
-    }
+    if path::is_valid(p) { Ok(()) } else { Err(Error::InvalidPath { driver: driver.to_string(), path: p.to_string() }) }
 }
 
 /// A path for `stat`, `list` and `walk`, which also accept the root.

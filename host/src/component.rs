@@ -60,13 +60,9 @@ impl DriverComponent {
 fn contract_version(runtime: &Runtime, component: &Component) -> Result<String, String> {
     let ty = component.component_type();
     let prefix = format!("{DRIVER_INTERFACE}@");
-    let exported = ty
-        .exports(&runtime.engine)
-        .find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string));
+    let exported = ty.exports(&runtime.engine).find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string));
     let Some(version) = exported else {
-        return Err(format!(
-            "it does not export {DRIVER_INTERFACE} (is it a regstore storage driver?)"
-        ));
+        return Err(format!("it does not export {DRIVER_INTERFACE} (is it a regstore storage driver?)"));
     };
     if !compatible(&version, WIT_VERSION) {
         return Err(format!(

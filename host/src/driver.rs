@@ -9,9 +9,9 @@ use regstore_api::walk::FallbackWalker;
 use regstore_api::{Error, FileInfo, FileReader, FileWriter, Result, StorageDriver, Walker};
 
 use crate::base::{check_offset, check_path, check_path_or_root, from_wit};
-use crate::bindings::{WitError, WitFileInfo};
 use crate::bindings::StorageDriver as Exports;
 use crate::bindings::exports::registry::storage::driver::{GuestDriver, GuestFileReader, GuestFileWriter, GuestWalker};
+use crate::bindings::{WitError, WitFileInfo};
 use crate::instance::{Handle, Instance};
 
 /// How much a reader asks the driver for per call. Large chunks keep the boundary cheap.
@@ -100,43 +100,71 @@ impl StorageDriver for Driver {
 
     async fn get_content(&self, path: &str) -> Result<Vec<u8>> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_get_content(&mut live.store, live.driver, path));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_get_content(
+            &mut live.store,
+            live.driver,
+            path
+        ));
         self.wit(answer)
     }
 
     async fn put_content(&self, path: &str, content: &[u8]) -> Result<()> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_put_content(&mut live.store, live.driver, path, content));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_put_content(
+            &mut live.store,
+            live.driver,
+            path,
+            content
+        ));
         self.wit(answer)
     }
 
     async fn reader(&self, path: &str, offset: i64) -> Result<Box<dyn FileReader>> {
         check_offset(self.name(), path, offset)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_reader(&mut live.store, live.driver, path, offset));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_reader(
+            &mut live.store,
+            live.driver,
+            path,
+            offset
+        ));
         let handle = self.instance().handle(self.wit(answer)?);
         Ok(Box::new(WasmReader { driver: self.clone(), handle, done: false }))
     }
 
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_writer(&mut live.store, live.driver, path, append));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_writer(
+            &mut live.store,
+            live.driver,
+            path,
+            append
+        ));
         let resource = self.wit(answer)?;
         let handle = self.instance().handle(resource);
         let mut writer = WasmWriter { driver: self.clone(), handle, size: 0 };
         // The host counts accepted bytes on top of what the driver resumed (D5).
-        writer.size = guest_call!(self.instance().enter_with(handle).await?, |live| writer_api(&live.exports).call_size(&mut live.store, resource))?;
+        writer.size = guest_call!(self.instance().enter_with(handle).await?, |live| writer_api(&live.exports)
+            .call_size(&mut live.store, resource))?;
         Ok(Box::new(writer))
     }
 
     async fn stat(&self, path: &str) -> Result<FileInfo> {
         check_path_or_root(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_stat(&mut live.store, live.driver, path));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_stat(
+            &mut live.store,
+            live.driver,
+            path
+        ));
         self.wit(answer).map(file_info)
     }
 
     async fn list(&self, path: &str) -> Result<Vec<String>> {
         check_path_or_root(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_list(&mut live.store, live.driver, path));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_list(
+            &mut live.store,
+            live.driver,
+            path
+        ));
         let mut children = self.wit(answer)?;
         // D11 for every driver, whatever order a third-party component answers in.
         children.sort_unstable();
@@ -146,26 +174,45 @@ impl StorageDriver for Driver {
     async fn move_file(&self, source: &str, destination: &str) -> Result<()> {
         check_path(self.name(), source)?;
         check_path(self.name(), destination)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_move(&mut live.store, live.driver, source, destination));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_move(
+            &mut live.store,
+            live.driver,
+            source,
+            destination
+        ));
         self.wit(answer)
     }
 
     async fn delete(&self, path: &str) -> Result<()> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_delete(&mut live.store, live.driver, path));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_delete(
+            &mut live.store,
+            live.driver,
+            path
+        ));
         self.wit(answer)
     }
 
     async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_redirect_url(&mut live.store, live.driver, method, path));
+        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_redirect_url(
+            &mut live.store,
+            live.driver,
+            method,
+            path
+        ));
         self.wit(answer)
     }
 
     async fn walker(&self, path: &str, start_after: Option<&str>) -> Result<Box<dyn Walker>> {
         check_path_or_root(self.name(), path)?;
         if self.inner.walks_by_fallback.get().is_none() {
-            let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_walk(&mut live.store, live.driver, path, start_after));
+            let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_walk(
+                &mut live.store,
+                live.driver,
+                path,
+                start_after
+            ));
             match self.wit(answer) {
                 Ok(resource) => {
                     let handle = self.instance().handle(resource);
@@ -194,7 +241,9 @@ impl FileReader for WasmReader {
             return Ok(None);
         }
         let r = self.handle.resource;
-        let answer = guest_call!(self.driver.instance().enter_with(self.handle).await?, |live| reader_api(&live.exports).call_read(&mut live.store, r, READ_CHUNK));
+        let answer =
+            guest_call!(self.driver.instance().enter_with(self.handle).await?, |live| reader_api(&live.exports)
+                .call_read(&mut live.store, r, READ_CHUNK));
         let chunk = self.driver.wit(answer)?;
         if chunk.is_empty() {
             self.done = true;
@@ -220,7 +269,9 @@ struct WasmWriter {
 macro_rules! writer_call {
     ($writer:ident, $method:ident) => {{
         let w = $writer.handle.resource;
-        let answer = guest_call!($writer.driver.instance().enter_with($writer.handle).await?, |live| writer_api(&live.exports).$method(&mut live.store, w));
+        let answer =
+            guest_call!($writer.driver.instance().enter_with($writer.handle).await?, |live| writer_api(&live.exports)
+                .$method(&mut live.store, w));
         $writer.driver.wit(answer)
     }};
 }
@@ -230,7 +281,9 @@ impl FileWriter for WasmWriter {
     async fn write(&mut self, data: &[u8]) -> Result<usize> {
         let w = self.handle.resource;
         for chunk in data.chunks(WRITE_CHUNK) {
-            let answer = guest_call!(self.driver.instance().enter_with(self.handle).await?, |live| writer_api(&live.exports).call_write(&mut live.store, w, chunk));
+            let answer =
+                guest_call!(self.driver.instance().enter_with(self.handle).await?, |live| writer_api(&live.exports)
+                    .call_write(&mut live.store, w, chunk));
             let accepted = self.driver.wit(answer)?;
             if accepted != chunk.len() as u64 {
                 return Err(Error::other(

@@ -205,7 +205,6 @@ impl Instance {
         store.data_mut().deadline = None;
         Ok(Live { store, exports, driver, generation: self.generation.load(Ordering::SeqCst), in_call: false })
     }
-
 }
 
 /// One call in progress on a live instance.

@@ -36,10 +36,12 @@ struct Entry {
     compiled: OnceCell<Arc<DriverComponent>>,
 }
 
-/// Maps driver names to components and builds drivers from them.
+/// Maps driver names to components and builds drivers from them. Clones share their
+/// registrations.
+#[derive(Clone)]
 pub struct Registry {
     runtime: Arc<Runtime>,
-    entries: RwLock<BTreeMap<String, Arc<Entry>>>,
+    entries: Arc<RwLock<BTreeMap<String, Arc<Entry>>>>,
 }
 
 impl Default for Registry {
@@ -60,7 +62,7 @@ impl Registry {
 
     /// A registry with no driver at all.
     pub fn empty() -> Self {
-        Registry { runtime: Runtime::global(), entries: RwLock::new(BTreeMap::new()) }
+        Registry { runtime: Runtime::global(), entries: Arc::default() }
     }
 
     fn insert(&self, name: &str, origin: Origin, wasm: Arc<[u8]>) {
@@ -73,8 +75,8 @@ impl Registry {
     /// now, so a bad file fails here, with the reason. Returns the name used.
     pub async fn register_file(&self, name: Option<&str>, path: &Path) -> Result<String, Error> {
         let source = path.display().to_string();
-        let wasm = std::fs::read(path)
-            .map_err(|e| Error::Load { source_name: source.clone(), reason: e.to_string() })?;
+        let wasm =
+            std::fs::read(path).map_err(|e| Error::Load { source_name: source.clone(), reason: e.to_string() })?;
         let name = match name {
             Some(n) => n.to_string(),
             None => file_driver_name(path),
@@ -101,12 +103,7 @@ impl Registry {
     }
 
     fn entry(&self, name: &str) -> Result<Arc<Entry>, Error> {
-        self.entries
-            .read()
-            .unwrap()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::InvalidStorageDriver(name.to_string()))
+        self.entries.read().unwrap().get(name).cloned().ok_or_else(|| Error::InvalidStorageDriver(name.to_string()))
     }
 
     /// The compiled component for `name`; compiled once per process, off the async threads.
@@ -122,9 +119,9 @@ impl Registry {
                 let (runtime, wasm) = (self.runtime.clone(), entry.wasm.clone());
                 let load = move || DriverComponent::load(&runtime, &source, &wasm).map(Arc::new);
                 match tokio::runtime::Handle::try_current() {
-                    Ok(_) => tokio::task::spawn_blocking(load).await.unwrap_or_else(|e| {
-                        Err(Error::Load { source_name: name.to_string(), reason: e.to_string() })
-                    }),
+                    Ok(_) => tokio::task::spawn_blocking(load)
+                        .await
+                        .unwrap_or_else(|e| Err(Error::Load { source_name: name.to_string(), reason: e.to_string() })),
                     Err(_) => load(),
                 }
             })
@@ -135,8 +132,15 @@ impl Registry {
     /// Builds the driver registered as `name` from `params`, in the sandbox its parameters call
     /// for (see [`Registry::create_with`] to set grants and limits yourself).
     pub async fn create(&self, name: &str, params: &Params) -> Result<Driver, Error> {
-        let sandbox = default_sandbox(name, params)?;
+        let sandbox = self.sandbox_for(name, params)?;
         self.create_with(name, params, sandbox).await
+    }
+
+    /// The sandbox [`Registry::create`] would grant: what a bundled driver's parameters call for
+    /// (its root directory, its endpoint), or nothing beyond the defaults for any other.
+    pub fn sandbox_for(&self, name: &str, params: &Params) -> Result<Sandbox, Error> {
+        let bundled = self.entry(name)?.origin == Origin::Bundled;
+        if bundled { bundled_sandbox(name, params) } else { Ok(Sandbox::default()) }
     }
 
     /// Builds the driver registered as `name` from `params`, granting exactly `sandbox`.
@@ -149,9 +153,8 @@ impl Registry {
     }
 }
 
-/// The sandbox a bundled driver needs for its documented parameters; third-party drivers get
-/// the defaults and nothing else.
-fn default_sandbox(name: &str, _params: &Params) -> Result<Sandbox, Error> {
+/// The sandbox a bundled driver needs for its documented parameters.
+fn bundled_sandbox(name: &str, _params: &Params) -> Result<Sandbox, Error> {
     let mut sandbox = Sandbox::default();
     if name == "inmemory" {
         // Its content lives in its memory: let it use all a 32-bit guest can address.

@@ -68,10 +68,7 @@ impl HostState {
             wasi.preopened_dir(dir, guest, FsPerms::ReadWrite)
                 .map_err(|e| format!("cannot grant directory {}: {e}", dir.display()))?;
         }
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(sandbox.memory_limit)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits = StoreLimitsBuilder::new().memory_size(sandbox.memory_limit).trap_on_grow_failure(true).build();
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),

@@ -6,9 +6,22 @@ use regstore_api::ErrorKind;
 
 /// The paths distribution's suite accepts and refuses (spec §3.7).
 pub const VALID_PATHS: [&str; 16] = [
-    "/a", "/2", "/aa", "/a.a", "/0-9/abcdefg", "/abcdefg/z.75", "/abc/1.2.3.4.5-6_zyx/123.z/4",
-    "/docker/docker-registry", "/123.abc", "/abc./abc", "/.abc", "/a--b", "/a-.b", "/_.abc",
-    "/Docker/docker-registry", "/Abc/Cba",
+    "/a",
+    "/2",
+    "/aa",
+    "/a.a",
+    "/0-9/abcdefg",
+    "/abcdefg/z.75",
+    "/abc/1.2.3.4.5-6_zyx/123.z/4",
+    "/docker/docker-registry",
+    "/123.abc",
+    "/abc./abc",
+    "/.abc",
+    "/a--b",
+    "/a-.b",
+    "/_.abc",
+    "/Docker/docker-registry",
+    "/Abc/Cba",
 ];
 pub const INVALID_PATHS: [&str; 6] = ["", "/", "abc", "123.abc", "//bcd", "/abc_123/"];
 
@@ -47,8 +60,18 @@ async fn valid_paths(cx: Ctx) -> TestResult {
 async fn invalid_paths(cx: Ctx) -> TestResult {
     let content = random_contents(64);
     for path in INVALID_PATHS {
-        expect_error(cx.d().put_content(path, &content).await, ErrorKind::InvalidPath, cx.name(), &format!("PutContent({path:?})"))?;
-        expect_error(cx.d().get_content(path).await, ErrorKind::InvalidPath, cx.name(), &format!("GetContent({path:?})"))?;
+        expect_error(
+            cx.d().put_content(path, &content).await,
+            ErrorKind::InvalidPath,
+            cx.name(),
+            &format!("PutContent({path:?})"),
+        )?;
+        expect_error(
+            cx.d().get_content(path).await,
+            ErrorKind::InvalidPath,
+            cx.name(),
+            &format!("GetContent({path:?})"),
+        )?;
     }
     PASSED
 }
@@ -66,7 +89,12 @@ async fn truncate(cx: Ctx) -> TestResult {
 }
 
 async fn read_nonexistent(cx: Ctx) -> TestResult {
-    expect_error(cx.d().get_content(&random_path(32)).await, ErrorKind::PathNotFound, cx.name(), "GetContent of a missing path")?;
+    expect_error(
+        cx.d().get_content(&random_path(32)).await,
+        ErrorKind::PathNotFound,
+        cx.name(),
+        "GetContent of a missing path",
+    )?;
     PASSED
 }
 

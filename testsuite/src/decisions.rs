@@ -31,7 +31,8 @@ async fn d1_stop_ends_whole_walk(cx: Ctx) -> TestResult {
     let d = cx.d();
     plant(d, &TREE).await?;
     // With a hint, stop deep below `from`: upstream's fallback went on with the ancestors.
-    let stop_at = |p: &str| Ok(if p == "/folder3/subfolder2/subfolder1" { WalkControl::Stop } else { WalkControl::Continue });
+    let stop_at =
+        |p: &str| Ok(if p == "/folder3/subfolder2/subfolder1" { WalkControl::Stop } else { WalkControl::Continue });
     let (with_hint, r1) = walk_recording(d, "/", Some("/folder3/subfolder1/subfolder1/file1"), stop_at).await;
     let (without, r2) = walk_recording(d, "/", None, stop_at).await;
     clear(d).await?;
@@ -89,8 +90,8 @@ async fn d4_append_to_committed(cx: Ctx) -> TestResult {
     d.delete(&first_part(&path)).await.ctx("Delete")?;
     let must_append = matches!(cx.name(), "inmemory" | "filesystem");
     let must_refuse = matches!(cx.name(), "s3aws" | "azure" | "gcs");
-    ensure!(!(must_append && !appended), "{} must append to committed content (D4)", cx.name());
-    ensure!(!(must_refuse && appended), "{} must refuse to append to committed content (D4)", cx.name());
+    ensure!(!must_append || appended, "{} must append to committed content (D4)", cx.name());
+    ensure!(!must_refuse || !appended, "{} must refuse to append to committed content (D4)", cx.name());
     if appended {
         ensure!(got == [old, new].concat(), "the append lost or misplaced data");
     } else {
@@ -128,11 +129,21 @@ async fn d6_delete(cx: Ctx) -> TestResult {
     for kept in ["/x/ab", "/x/a-v2/f"] {
         d.get_content(kept).await.ctx(&format!("Delete(/x/a) must leave {kept}"))?;
     }
-    expect_error(d.delete("/x/a").await, ErrorKind::PathNotFound, cx.name(), "Delete when only /x/ab and /x/a-v2 match the prefix")?;
+    expect_error(
+        d.delete("/x/a").await,
+        ErrorKind::PathNotFound,
+        cx.name(),
+        "Delete when only /x/ab and /x/a-v2 match the prefix",
+    )?;
     expect_error(d.delete("/x/nothing").await, ErrorKind::PathNotFound, cx.name(), "Delete of a missing path")?;
     d.delete("/x/dir").await.ctx("Delete(/x/dir)")?;
     for gone in ["/x/dir/f1", "/x/dir/sub/f2"] {
-        expect_error(d.get_content(gone).await, ErrorKind::PathNotFound, cx.name(), &format!("{gone} after Delete(/x/dir)"))?;
+        expect_error(
+            d.get_content(gone).await,
+            ErrorKind::PathNotFound,
+            cx.name(),
+            &format!("{gone} after Delete(/x/dir)"),
+        )?;
     }
     d.get_content("/x/dirsuffix/f").await.ctx("Delete(/x/dir) must leave /x/dirsuffix/f")?;
     d.delete("/x").await.ctx("Delete(/x)")?;
@@ -250,7 +261,11 @@ async fn writer_state_machine(cx: Ctx) -> TestResult {
     w.close().await.ctx("Close after Commit must succeed")?;
     ensure!(w.cancel().await.is_err(), "Cancel after Commit must fail");
     drop(w);
-    ensure_eq!(d.get_content(&path).await.ctx("GetContent")?, b"abcdef".to_vec(), "committed content after a refused Cancel");
+    ensure_eq!(
+        d.get_content(&path).await.ctx("GetContent")?,
+        b"abcdef".to_vec(),
+        "committed content after a refused Cancel"
+    );
 
     let other = random_path(32);
     let mut w = d.writer(&other, false).await.ctx("Writer")?;
@@ -266,6 +281,11 @@ async fn writer_state_machine(cx: Ctx) -> TestResult {
 /// Spec §10 item 4: resuming a path nothing was written to is path-not-found.
 async fn append_to_missing_path(cx: Ctx) -> TestResult {
     let path = random_path(32);
-    expect_error(cx.d().writer(&path, true).await.map(|_| ()), ErrorKind::PathNotFound, cx.name(), "Writer(missing, append)")?;
+    expect_error(
+        cx.d().writer(&path, true).await.map(|_| ()),
+        ErrorKind::PathNotFound,
+        cx.name(),
+        "Writer(missing, append)",
+    )?;
     PASSED
 }

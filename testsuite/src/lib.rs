@@ -10,10 +10,10 @@
 pub mod util;
 mod content;
 mod decisions;
+pub mod runner;
 mod streams;
 mod tree;
 mod walk;
-pub mod runner;
 
 use std::sync::Arc;
 
@@ -23,8 +23,7 @@ use regstore_api::{Error, StorageDriver};
 pub use util::{Outcome, TestResult};
 
 /// Makes a fresh driver over an empty root for each test.
-pub type DriverFactory =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn StorageDriver>, Error>> + Send + Sync>;
+pub type DriverFactory = Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<dyn StorageDriver>, Error>> + Send + Sync>;
 
 /// Settings of a suite run.
 #[derive(Debug, Clone)]

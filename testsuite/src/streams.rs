@@ -163,7 +163,12 @@ pub async fn write_all(w: &mut dyn regstore_api::FileWriter, data: &[u8]) -> Res
 async fn read_nonexistent_stream(cx: Ctx) -> TestResult {
     let path = random_path(32);
     for offset in [0, 64] {
-        expect_error(cx.d().reader(&path, offset).await.map(|_| ()), ErrorKind::PathNotFound, cx.name(), &format!("Reader(missing, {offset})"))?;
+        expect_error(
+            cx.d().reader(&path, offset).await.map(|_| ()),
+            ErrorKind::PathNotFound,
+            cx.name(),
+            &format!("Reader(missing, {offset})"),
+        )?;
     }
     PASSED
 }

@@ -70,7 +70,10 @@ async fn move_overwrite(cx: Ctx) -> TestResult {
     d.put_content(&src, &content).await.ctx("PutContent(source)")?;
     d.put_content(&dst, &random_contents(64)).await.ctx("PutContent(destination)")?;
     d.move_file(&src, &dst).await.ctx("Move")?;
-    ensure!(d.get_content(&dst).await.ctx("GetContent(destination)")? == content, "Move must overwrite the destination");
+    ensure!(
+        d.get_content(&dst).await.ctx("GetContent(destination)")? == content,
+        "Move must overwrite the destination"
+    );
     expect_error(d.get_content(&src).await, ErrorKind::PathNotFound, cx.name(), "GetContent(source) after Move")?;
     cleanup(&cx, &[&src, &dst]).await
 }
@@ -103,7 +106,12 @@ async fn delete(cx: Ctx) -> TestResult {
 }
 
 async fn delete_nonexistent(cx: Ctx) -> TestResult {
-    expect_error(cx.d().delete(&random_path(32)).await, ErrorKind::PathNotFound, cx.name(), "Delete of a missing path")?;
+    expect_error(
+        cx.d().delete(&random_path(32)).await,
+        ErrorKind::PathNotFound,
+        cx.name(),
+        "Delete of a missing path",
+    )?;
     PASSED
 }
 
@@ -115,7 +123,12 @@ async fn delete_folder(cx: Ctx) -> TestResult {
         d.put_content(f, &random_contents(32)).await.ctx("PutContent")?;
     }
     d.delete(&files[0]).await.ctx("Delete(f1)")?;
-    expect_error(d.get_content(&files[0]).await, ErrorKind::PathNotFound, cx.name(), "GetContent(f1) after its Delete")?;
+    expect_error(
+        d.get_content(&files[0]).await,
+        ErrorKind::PathNotFound,
+        cx.name(),
+        "GetContent(f1) after its Delete",
+    )?;
     for f in &files[1..] {
         d.get_content(f).await.ctx("GetContent of a sibling of the deleted file")?;
     }

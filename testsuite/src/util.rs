@@ -214,6 +214,11 @@ pub async fn copy_into_writer(
     Ok((io.into_inner().await.ctx("flushing")?, n))
 }
 
+/// The HTTP client tests fetch redirect URLs with.
+pub fn http_client(_skip_verify: bool) -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder().build().map_err(|e| format!("building the HTTP client: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,9 +232,4 @@ mod tests {
         }
         assert_eq!(first_part("/abc/def"), "/abc");
     }
-}
-
-/// The HTTP client tests fetch redirect URLs with.
-pub fn http_client(_skip_verify: bool) -> Result<reqwest::Client, Failure> {
-    reqwest::Client::builder().build().map_err(|e| format!("building the HTTP client: {e}"))
 }

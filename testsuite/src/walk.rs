@@ -95,8 +95,22 @@ const CASES: [Case; 11] = [
         expected: || after("/folder3/subfolder2").into_iter().filter(|p| p.starts_with("/folder3/")).collect(),
         fails: false,
     },
-    Case { name: "start after from", from: "/folder1", hint: Some("/folder1-suffix"), answer: go_on, expected: Vec::new, fails: false },
-    Case { name: "start matches from", from: "/folder3", hint: Some("/folder3"), answer: go_on, expected: || under("/folder3"), fails: false },
+    Case {
+        name: "start after from",
+        from: "/folder1",
+        hint: Some("/folder1-suffix"),
+        answer: go_on,
+        expected: Vec::new,
+        fails: false,
+    },
+    Case {
+        name: "start matches from",
+        from: "/folder3",
+        hint: Some("/folder3"),
+        answer: go_on,
+        expected: || under("/folder3"),
+        fails: false,
+    },
     Case {
         name: "start doesn't exist",
         from: "/folder3",
@@ -114,12 +128,23 @@ const CASES: [Case; 11] = [
         fails: false,
     },
     Case { name: "error", from: "/", hint: None, answer: |_| Err(()), expected: || vec!["/file1"], fails: true },
-    Case { name: "from folder", from: "/folder1", hint: None, answer: go_on, expected: || vec!["/folder1/file1"], fails: false },
+    Case {
+        name: "from folder",
+        from: "/folder1",
+        hint: None,
+        answer: go_on,
+        expected: || vec!["/folder1/file1"],
+        fails: false,
+    },
 ];
 
 pub fn tests() -> Vec<Test> {
     let mut tests: Vec<Test> = (0..CASES.len())
-        .map(|i| Test::new(format!("TestWalkFallback/{}", CASES[i].name.replace(' ', "_")), move |cx| walk_case(cx, &CASES[i])))
+        .map(|i| {
+            Test::new(format!("TestWalkFallback/{}", CASES[i].name.replace(' ', "_")), move |cx| {
+                walk_case(cx, &CASES[i])
+            })
+        })
         .collect();
     tests.push(Test::new("TestWalkFileRemoved", walk_file_removed));
     tests

@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::rc::Rc;
 
-use regstore_sdk::{
-    Driver, Error, FileInfo, FileReader, FileWriter, Params, Result, WriterState, now_ns,
-};
+use regstore_sdk::{Driver, Error, FileInfo, FileReader, FileWriter, Params, Result, WriterState, now_ns};
 
 struct File {
     /// Shared with open readers; a write to a file being read copies it (`Rc::make_mut`),

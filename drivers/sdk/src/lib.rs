@@ -63,10 +63,7 @@ impl FileInfo {
 
 /// Nanoseconds since the Unix epoch, from the WASI wall clock.
 pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 /// A storage driver, as distribution's `StorageDriver`. Paths are valid and absolute when they

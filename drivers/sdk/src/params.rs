@@ -21,9 +21,7 @@ impl Params {
         match serde_json::from_str::<Value>(json) {
             Ok(Value::Object(map)) => Ok(Self(map)),
             Ok(Value::Null) => Ok(Self::default()),
-            Ok(other) => Err(Error::invalid_parameter(format!(
-                "parameters must be a JSON object, not {other}"
-            ))),
+            Ok(other) => Err(Error::invalid_parameter(format!("parameters must be a JSON object, not {other}"))),
             Err(e) => Err(Error::invalid_parameter(format!("parameters are not valid JSON: {e}"))),
         }
     }
@@ -39,17 +37,13 @@ impl Params {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
-            Some(v) => Err(Error::invalid_parameter(format!(
-                "the {key} parameter should be a string, not {v}"
-            ))),
+            Some(v) => Err(Error::invalid_parameter(format!("the {key} parameter should be a string, not {v}"))),
         }
     }
 
     /// A boolean parameter: `true`/`false`, or a string Go's `strconv.ParseBool` accepts.
     pub fn bool(&self, key: &str, default: bool) -> Result<bool> {
-        let bad = |v: &Value| {
-            Error::invalid_parameter(format!("the {key} parameter should be a boolean, not {v}"))
-        };
+        let bad = |v: &Value| Error::invalid_parameter(format!("the {key} parameter should be a boolean, not {v}"));
         match self.get(key) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
@@ -64,9 +58,7 @@ impl Params {
 
     /// A signed integer parameter: a JSON integer, a float without fraction, or a decimal string.
     pub fn i64(&self, key: &str, default: i64) -> Result<i64> {
-        let bad = |v: &Value| {
-            Error::invalid_parameter(format!("the {key} parameter should be an integer, not {v}"))
-        };
+        let bad = |v: &Value| Error::invalid_parameter(format!("the {key} parameter should be an integer, not {v}"));
         match self.get(key) {
             None => Ok(default),
             Some(v @ Value::Number(n)) => n
@@ -94,9 +86,8 @@ impl Params {
     pub fn limit(&self, key: &str, min: u64, default: u64) -> Result<u64> {
         let limit = match self.get(key) {
             None => default,
-            Some(Value::String(s)) => parse_go_uint(s).ok_or_else(|| {
-                Error::invalid_parameter(format!("parameter must be an integer, '{s}' invalid"))
-            })?,
+            Some(Value::String(s)) => parse_go_uint(s)
+                .ok_or_else(|| Error::invalid_parameter(format!("parameter must be an integer, '{s}' invalid")))?,
             Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
                 (Some(u), _) => u,
                 // A signed value that is not positive means the minimum, as upstream.

@@ -114,10 +114,7 @@ mod tests {
         let ioe = Error::InvalidOffset { driver: "inmemory".into(), path: "/a".into(), offset: -1 };
         assert_eq!(ioe.to_string(), "inmemory: invalid offset: -1 for path: /a");
         assert_eq!(Error::Unsupported { driver: "x".into() }.to_string(), "x: unsupported method");
-        assert_eq!(
-            Error::InvalidStorageDriver("nosuch".into()).to_string(),
-            "StorageDriver not registered: nosuch"
-        );
+        assert_eq!(Error::InvalidStorageDriver("nosuch".into()).to_string(), "StorageDriver not registered: nosuch");
     }
 
     #[test]

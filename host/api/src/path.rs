@@ -40,9 +40,22 @@ mod tests {
     #[test]
     fn distribution_valid_and_invalid_paths() {
         for p in [
-            "/a", "/2", "/aa", "/a.a", "/0-9/abcdefg", "/abcdefg/z.75", "/abc/1.2.3.4.5-6_zyx/123.z/4",
-            "/docker/docker-registry", "/123.abc", "/abc./abc", "/.abc", "/a--b", "/a-.b", "/_.abc",
-            "/Docker/docker-registry", "/Abc/Cba",
+            "/a",
+            "/2",
+            "/aa",
+            "/a.a",
+            "/0-9/abcdefg",
+            "/abcdefg/z.75",
+            "/abc/1.2.3.4.5-6_zyx/123.z/4",
+            "/docker/docker-registry",
+            "/123.abc",
+            "/abc./abc",
+            "/.abc",
+            "/a--b",
+            "/a-.b",
+            "/_.abc",
+            "/Docker/docker-registry",
+            "/Abc/Cba",
         ] {
             assert!(is_valid(p), "{p} should be valid");
         }

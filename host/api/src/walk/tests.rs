@@ -94,10 +94,8 @@ fn walk_file_removed() {
 
 #[test]
 fn plan_levels_follow_the_hint_upwards() {
-    let levels: Vec<(String, Option<String>)> = plan("/", Some("/folder3/subfolder1/subfolder1/file1"))
-        .into_iter()
-        .map(|l| (l.dir, l.hint))
-        .collect();
+    let levels: Vec<(String, Option<String>)> =
+        plan("/", Some("/folder3/subfolder1/subfolder1/file1")).into_iter().map(|l| (l.dir, l.hint)).collect();
     assert_eq!(levels.len(), 5);
     assert_eq!(levels[0].0, "/folder3/subfolder1/subfolder1/file1");
     assert_eq!(levels[3], ("/folder3".into(), Some("/folder3/subfolder1".into())));

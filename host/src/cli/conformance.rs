@@ -1,0 +1,97 @@
+//! `regstore conformance`: the suite against any registered or file-given driver.
+
+use std::sync::Arc;
+
+use clap::Args;
+use regstore::{Registry, StorageDriver};
+use regstore_testsuite::{Config, DriverFactory};
+use serde_json::Value;
+
+use super::{DriverArgs, Failure};
+
+#[derive(Args)]
+pub struct ConformanceArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+    /// Run only the tests whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// How many tests run at once, each on its own driver instance.
+    #[arg(long, default_value_t = 4)]
+    jobs: usize,
+    /// distribution's short mode: smaller concurrency tests, no large stream.
+    #[arg(long)]
+    short: bool,
+    /// Bytes streamed by TestWriteReadLargeStreams (distribution: 5 GiB).
+    #[arg(long, value_name = "BYTES", default_value_t = 5 << 30)]
+    large_stream_size: u64,
+    /// Accept any TLS certificate when fetching redirect URLs.
+    #[arg(long)]
+    skip_verify: bool,
+    /// List the tests instead of running them.
+    #[arg(long)]
+    list: bool,
+}
+
+pub async fn run(registry: &Registry, args: ConformanceArgs) -> Result<(), Failure> {
+    if args.list {
+        for test in regstore_testsuite::all() {
+            println!("{}", test.name);
+        }
+        return Ok(());
+    }
+    let name = args.driver.resolve(registry).await?;
+    let params = args.driver.params();
+    // Fail early, with the driver's own message, if it cannot even be built.
+    let sandbox = args.driver.sandbox(registry, &name, &params)?;
+    let probe = registry.create_with(&name, &params, sandbox.clone()).await?;
+    println!("conformance of {} ({})", probe.name(), describe(&args.driver));
+    drop(probe);
+
+    let registry = registry.clone();
+    let factory: DriverFactory = {
+        let (name, params, sandbox) = (name.clone(), params.clone(), sandbox.clone());
+        Arc::new(move || {
+            let (registry, name, mut params, sandbox) =
+                (registry.clone(), name.clone(), params.clone(), sandbox.clone());
+            Box::pin(async move {
+                // A fresh, empty root for every test, under the configured one.
+                let base =
+                    params.get("rootdirectory").and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_string();
+                let fresh = format!("{base}/regstore-conformance-{}", unique());
+                params.insert("rootdirectory".into(), Value::String(fresh));
+                let driver = registry.create_with(&name, &params, sandbox).await?;
+                Ok(Arc::new(driver) as Arc<dyn StorageDriver>)
+            })
+        })
+    };
+    let config = Config { large_stream_size: args.large_stream_size, short: args.short, skip_verify: args.skip_verify };
+    let mut out = std::io::stdout();
+    let summary = regstore_testsuite::runner::run(
+        regstore_testsuite::all(),
+        factory,
+        config,
+        args.filter.as_deref(),
+        args.jobs,
+        &mut out,
+    )
+    .await;
+    if summary.failed > 0 { Err(Failure::Silent) } else { Ok(()) }
+}
+
+fn describe(args: &DriverArgs) -> String {
+    match (&args.driver, &args.component) {
+        (_, Some(file)) => format!("component {}", file.display()),
+        (Some(name), None) => format!("driver {name}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// A short unique suffix for per-test roots.
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{}-{nanos:x}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}

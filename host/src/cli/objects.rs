@@ -1,0 +1,169 @@
+//! Object commands: put, get, stat, ls, rm, mv, walk, url, for people and scripts.
+
+use std::path::PathBuf;
+use std::time::UNIX_EPOCH;
+
+use clap::Args;
+use regstore::{FileInfo, FileWriterIo, ReaderIo, Registry, StorageDriver, WalkControl};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::{DriverArgs, Failure};
+
+#[derive(Args)]
+pub struct PathArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+    /// A storage path, such as /docker/registry/v2.
+    path: String,
+}
+
+#[derive(Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+    path: String,
+    /// Read the content from this file instead of standard input.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct GetArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+    path: String,
+    /// Write the content to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Start at this byte offset.
+    #[arg(long, default_value_t = 0)]
+    offset: i64,
+}
+
+#[derive(Args)]
+pub struct MoveArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+    source: String,
+    destination: String,
+}
+
+#[derive(Args)]
+pub struct WalkArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+    /// Where to start; `/` by default.
+    #[arg(default_value = "/")]
+    path: String,
+    /// Skip what sorts at or before this path.
+    #[arg(long, value_name = "PATH")]
+    start_after: Option<String>,
+}
+
+#[derive(Args)]
+pub struct UrlArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+    path: String,
+    /// The HTTP method the URL is for.
+    #[arg(long, default_value = "GET")]
+    method: String,
+}
+
+fn io_failure(what: &str) -> impl Fn(std::io::Error) -> Failure + '_ {
+    move |e| match e.get_ref().and_then(|inner| inner.downcast_ref::<regstore::Error>()) {
+        Some(typed) => Failure::Driver(typed.clone()),
+        None => Failure::Message(format!("{what}: {e}")),
+    }
+}
+
+/// Streams the content in through a writer, then commits it: large files never sit in memory.
+pub async fn put(registry: &Registry, args: PutArgs) -> Result<(), Failure> {
+    let driver = args.driver.open(registry).await?;
+    let mut source: Box<dyn AsyncRead + Unpin + Send> = match &args.file {
+        Some(f) => {
+            Box::new(tokio::fs::File::open(f).await.map_err(|e| Failure::Message(format!("{}: {e}", f.display())))?)
+        }
+        None => Box::new(tokio::io::stdin()),
+    };
+    let writer = driver.writer(&args.path, false).await?;
+    let mut io = FileWriterIo::new(writer);
+    if let Err(e) = tokio::io::copy(&mut source, &mut io).await {
+        // Leave nothing half-written behind.
+        if let Ok(mut w) = io.into_inner().await {
+            let _ = w.cancel().await;
+        }
+        return Err(io_failure("reading the content")(e));
+    }
+    let mut writer = io.into_inner().await.map_err(io_failure("writing"))?;
+    writer.commit().await?;
+    writer.close().await?;
+    Ok(())
+}
+
+pub async fn get(registry: &Registry, args: GetArgs) -> Result<(), Failure> {
+    let driver = args.driver.open(registry).await?;
+    let mut reader = ReaderIo::new(driver.reader(&args.path, args.offset).await?);
+    let mut sink: Box<dyn AsyncWrite + Unpin + Send> = match &args.output {
+        Some(f) => {
+            Box::new(tokio::fs::File::create(f).await.map_err(|e| Failure::Message(format!("{}: {e}", f.display())))?)
+        }
+        None => Box::new(tokio::io::stdout()),
+    };
+    tokio::io::copy(&mut reader, &mut sink).await.map_err(io_failure("copying the content"))?;
+    sink.flush().await.map_err(io_failure("flushing"))?;
+    Ok(())
+}
+
+fn print_info(fi: &FileInfo) {
+    let modified = fi.modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let kind = if fi.is_dir { "dir " } else { "file" };
+    println!("{kind} {:>12} {modified:>18.6} {}", fi.size, fi.path);
+}
+
+pub async fn stat(registry: &Registry, args: PathArgs) -> Result<(), Failure> {
+    let driver = args.driver.open(registry).await?;
+    print_info(&driver.stat(&args.path).await?);
+    Ok(())
+}
+
+pub async fn ls(registry: &Registry, args: PathArgs) -> Result<(), Failure> {
+    let driver = args.driver.open(registry).await?;
+    for child in driver.list(&args.path).await? {
+        println!("{child}");
+    }
+    Ok(())
+}
+
+pub async fn rm(registry: &Registry, args: PathArgs) -> Result<(), Failure> {
+    let driver = args.driver.open(registry).await?;
+    driver.delete(&args.path).await?;
+    Ok(())
+}
+
+pub async fn mv(registry: &Registry, args: MoveArgs) -> Result<(), Failure> {
+    let driver = args.driver.open(registry).await?;
+    driver.move_file(&args.source, &args.destination).await?;
+    Ok(())
+}
+
+pub async fn walk(registry: &Registry, args: WalkArgs) -> Result<(), Failure> {
+    let driver = args.driver.open(registry).await?;
+    driver
+        .walk(&args.path, args.start_after.as_deref(), &mut |fi| {
+            println!("{}", fi.path);
+            Ok(WalkControl::Continue)
+        })
+        .await?;
+    Ok(())
+}
+
+pub async fn url(registry: &Registry, args: UrlArgs) -> Result<(), Failure> {
+    let driver = args.driver.open(registry).await?;
+    match driver.redirect_url(&args.method, &args.path).await? {
+        Some(url) => println!("{url}"),
+        // Nothing on stdout means no URL: the registry serves the content itself.
+        None => eprintln!("{}: no redirect URL for {} {}", driver.name(), args.method, args.path),
+    }
+    Ok(())
+}
