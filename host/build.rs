@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Crate name in `drivers/` → registration name.
-const BUNDLED: &[(&str, &str)] = &[("regstore-driver-inmemory", "inmemory")];
+const BUNDLED: &[(&str, &str)] =
+    &[("regstore-driver-inmemory", "inmemory"), ("regstore-driver-filesystem", "filesystem")];
 
 fn main() {
     let host = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());

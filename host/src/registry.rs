@@ -146,21 +146,63 @@ impl Registry {
     /// Builds the driver registered as `name` from `params`, granting exactly `sandbox`.
     pub async fn create_with(&self, name: &str, params: &Params, sandbox: Sandbox) -> Result<Driver, Error> {
         let component = self.component(name).await?;
-        let params = serde_json::to_string(params).expect("a JSON map always serialises");
+        let params =
+            if self.entry(name)?.origin == Origin::Bundled { bundled_params(name, params) } else { params.clone() };
+        let params = serde_json::to_string(&params).expect("a JSON map always serialises");
         let (instance, driver_name) =
             Instance::start(self.runtime.clone(), component, sandbox, params, name.to_string()).await?;
         Ok(Driver::new(driver_name, instance))
     }
 }
 
-/// The sandbox a bundled driver needs for its documented parameters.
-fn bundled_sandbox(name: &str, _params: &Params) -> Result<Sandbox, Error> {
+/// The sandbox a bundled driver needs for its documented parameters, and nothing more.
+fn bundled_sandbox(name: &str, params: &Params) -> Result<Sandbox, Error> {
     let mut sandbox = Sandbox::default();
-    if name == "inmemory" {
+    match name {
         // Its content lives in its memory: let it use all a 32-bit guest can address.
-        sandbox.memory_limit = 4 << 30;
+        "inmemory" => sandbox.memory_limit = 4 << 30,
+        // Exactly its root directory, created if missing, as distribution does.
+        "filesystem" => {
+            let root = filesystem_root(params)?;
+            std::fs::create_dir_all(&root).map_err(|e| {
+                Error::other("filesystem", format!("cannot create rootdirectory {}: {e}", root.display()))
+            })?;
+            sandbox.dirs.push(root);
+        }
+        _ => {}
     }
     Ok(sandbox)
+}
+
+/// A bundled driver's parameters as its component must see them.
+fn bundled_params(name: &str, params: &Params) -> Params {
+    let mut params = params.clone();
+    if name == "filesystem" {
+        // The guest sees its root at the host path; a relative one is made absolute here.
+        if let Ok(root) = filesystem_root(&params) {
+            params.insert("rootdirectory".into(), Value::String(root.display().to_string()));
+        }
+    }
+    params
+}
+
+/// The filesystem driver's `rootdirectory`, absolute (default `/var/lib/registry`).
+fn filesystem_root(params: &Params) -> Result<PathBuf, Error> {
+    let root = match params.get("rootdirectory") {
+        None | Some(Value::Null) => "/var/lib/registry".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+        Some(v) => {
+            return Err(Error::InvalidParameter {
+                driver: "filesystem".into(),
+                detail: format!("the rootdirectory parameter should be a string, not {v}"),
+            });
+        }
+    };
+    std::path::absolute(&root).map_err(|e| Error::InvalidParameter {
+        driver: "filesystem".into(),
+        detail: format!("rootdirectory {root:?}: {e}"),
+    })
 }
 
 /// `regstore_driver_foo.wasm` and `foo.wasm` both register as `foo`.

@@ -1,6 +1,6 @@
 //! `regstore conformance`: the suite against any registered or file-given driver.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use clap::Args;
 use regstore::{Registry, StorageDriver};
@@ -49,16 +49,19 @@ pub async fn run(registry: &Registry, args: ConformanceArgs) -> Result<(), Failu
     drop(probe);
 
     let registry = registry.clone();
+    let roots = Arc::new(Mutex::new(Vec::new()));
     let factory: DriverFactory = {
-        let (name, params, sandbox) = (name.clone(), params.clone(), sandbox.clone());
+        let (name, params, sandbox, roots) = (name.clone(), params.clone(), sandbox.clone(), roots.clone());
         Arc::new(move || {
             let (registry, name, mut params, sandbox) =
                 (registry.clone(), name.clone(), params.clone(), sandbox.clone());
+            let roots = roots.clone();
             Box::pin(async move {
                 // A fresh, empty root for every test, under the configured one.
                 let base =
                     params.get("rootdirectory").and_then(Value::as_str).unwrap_or("").trim_end_matches('/').to_string();
                 let fresh = format!("{base}/regstore-conformance-{}", unique());
+                roots.lock().unwrap().push(fresh.clone());
                 params.insert("rootdirectory".into(), Value::String(fresh));
                 let driver = registry.create_with(&name, &params, sandbox).await?;
                 Ok(Arc::new(driver) as Arc<dyn StorageDriver>)
@@ -76,6 +79,11 @@ pub async fn run(registry: &Registry, args: ConformanceArgs) -> Result<(), Failu
         &mut out,
     )
     .await;
+    // Each test left its root empty; remove the roots that are local directories. (remove_dir
+    // touches only empty directories, and for drivers whose root is no local path it is a no-op.)
+    for root in roots.lock().unwrap().iter() {
+        let _ = std::fs::remove_dir(root);
+    }
     if summary.failed > 0 { Err(Failure::Silent) } else { Ok(()) }
 }
 

@@ -1,0 +1,269 @@
+//! regstore's `filesystem` driver: distribution's on-disk layout (the key `/a/b` is the file
+//! `<root>/a/b`, directories are directories, nothing else is kept), reached only through the
+//! WASI preopen of its root directory that the host grants.
+//!
+//! regstore's departures from upstream: `PutContent` writes a temporary sibling whose name no
+//! valid key can have, so it never shows in `List`, `Stat` or `Walk`; emptied directories are
+//! pruned (D12); moving a directory is an error (D7); `List` is sorted (D11).
+
+mod config;
+mod writer;
+
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use regstore_sdk::{Driver, Error, FileInfo, FileReader, FileWriter, Params, Result};
+
+pub use config::Config;
+use writer::Writer;
+
+/// Marks temporary files: `~` cannot appear in a valid key, so no key collides with one.
+const TMP_MARK: &str = "~tmp-";
+/// A temporary file older than this was left by a writer that died; it may be removed.
+const STALE_TMP: Duration = Duration::from_secs(600);
+
+pub struct Filesystem {
+    root: PathBuf,
+}
+
+impl Filesystem {
+    /// The file behind a key.
+    fn full(&self, path: &str) -> PathBuf {
+        full_path(&self.root, path)
+    }
+}
+
+/// A driver error for an I/O failure on `path`.
+fn io_error(op: &str, path: &str, e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Error::not_found(path),
+        _ => Error::other(format!("{op} {path}: {e}")),
+    }
+}
+
+fn modified_ns(meta: &fs::Metadata) -> u64 {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn is_temporary(name: &str) -> bool {
+    name.contains(TMP_MARK)
+}
+
+/// Creates the parents of `file`; a concurrent prune may remove a fresh parent, so callers
+/// retry once on NotFound.
+fn create_parents(file: &Path) -> io::Result<()> {
+    match file.parent() {
+        Some(parent) => fs::create_dir_all(parent),
+        None => Ok(()),
+    }
+}
+
+/// Runs `f` after creating `file`'s parents, again if a concurrent prune removed them.
+fn with_parents<T>(file: &Path, mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    create_parents(file)?;
+    match f() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_parents(file)?;
+            f()
+        }
+        other => other,
+    }
+}
+
+/// A name for a temporary sibling of `file`, unique to this call.
+fn temporary_sibling(file: &Path) -> PathBuf {
+    use std::hash::{BuildHasher, RandomState};
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("content");
+    let nonce = RandomState::new().hash_one(regstore_sdk::now_ns());
+    file.with_file_name(format!(".{name}{TMP_MARK}{nonce:016x}"))
+}
+
+/// fsync of a directory, so a rename in it survives a crash.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Removes leftover temporaries of `file` that are older than [`STALE_TMP`].
+fn remove_stale_temporaries(file: &Path) {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else { return };
+    let prefix = format!(".{name}{TMP_MARK}");
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix))
+            && entry.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(is_stale);
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The file behind a key under `root`.
+fn full_path(root: &Path, path: &str) -> PathBuf {
+    if path == "/" { root.to_path_buf() } else { root.join(&path[1..]) }
+}
+
+/// Removes the emptied directories above `path`, up to the root (D12). A directory that holds
+/// only stale temporaries counts as empty.
+fn prune(root: &Path, path: &str) {
+    let mut dir = parent_key(path);
+    while dir != "/" {
+        let full = full_path(root, dir);
+        if fs::remove_dir(&full).is_err() {
+            if !only_stale_temporaries(&full) {
+                return;
+            }
+            if let Ok(entries) = fs::read_dir(&full) {
+                for e in entries.flatten() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+            if fs::remove_dir(&full).is_err() {
+                return;
+            }
+        }
+        dir = parent_key(dir);
+    }
+}
+
+fn is_stale(t: SystemTime) -> bool {
+    t.elapsed().is_ok_and(|age| age > STALE_TMP)
+}
+
+fn only_stale_temporaries(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else { return false };
+    entries.flatten().all(|e| {
+        e.file_name().to_str().is_some_and(is_temporary)
+            && e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(is_stale)
+    })
+}
+
+/// The parent of a valid key; `/` for a top-level key.
+fn parent_key(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+impl Driver for Filesystem {
+    fn open(params: Params) -> Result<Self> {
+        let config = Config::from_params(&params)?;
+        let root = PathBuf::from(&config.root);
+        fs::create_dir_all(&root).map_err(|e| {
+            Error::other(format!("cannot use rootdirectory {}: {e} (is it granted to the driver?)", config.root))
+        })?;
+        Ok(Filesystem { root })
+    }
+
+    fn name(&self) -> String {
+        "filesystem".into()
+    }
+
+    fn get_content(&self, path: &str) -> Result<Vec<u8>> {
+        fs::read(self.full(path)).map_err(|e| io_error("reading", path, e))
+    }
+
+    fn put_content(&self, path: &str, content: Vec<u8>) -> Result<()> {
+        let file = self.full(path);
+        if file.is_dir() {
+            return Err(Error::other(format!("{path}: is a directory")));
+        }
+        let tmp = temporary_sibling(&file);
+        let written = with_parents(&tmp, || {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&content)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, &file));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_error("writing", path, e));
+        }
+        if let Some(dir) = file.parent() {
+            sync_dir(dir).map_err(|e| io_error("syncing the directory of", path, e))?;
+        }
+        remove_stale_temporaries(&file);
+        Ok(())
+    }
+
+    fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>> {
+        let mut file = File::open(self.full(path)).map_err(|e| io_error("opening", path, e))?;
+        if file.metadata().map_err(|e| io_error("opening", path, e))?.is_dir() {
+            return Err(Error::other(format!("{path}: is a directory")));
+        }
+        // Seeking past the end succeeds; reads then give end of stream (D3).
+        file.seek(SeekFrom::Start(offset)).map_err(|e| io_error("seeking in", path, e))?;
+        Ok(Box::new(Reader { file, path: path.to_string() }))
+    }
+
+    fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
+        Ok(Box::new(Writer::open(&self.root, path, append)?))
+    }
+
+    fn stat(&self, path: &str) -> Result<FileInfo> {
+        let meta = fs::metadata(self.full(path)).map_err(|e| io_error("stat", path, e))?;
+        Ok(if meta.is_dir() {
+            FileInfo::dir(path, modified_ns(&meta))
+        } else {
+            FileInfo::file(path, meta.len(), modified_ns(&meta))
+        })
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>> {
+        let entries = fs::read_dir(self.full(path)).map_err(|e| io_error("listing", path, e))?;
+        let prefix = if path == "/" { "" } else { path };
+        let mut children = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error("listing", path, e))?;
+            // Temporaries, and anything else no valid key could name, are not content.
+            if let Some(name) = entry.file_name().to_str().filter(|n| !is_temporary(n)) {
+                children.push(format!("{prefix}/{name}"));
+            }
+        }
+        children.sort_unstable();
+        Ok(children)
+    }
+
+    fn move_file(&self, source: &str, destination: &str) -> Result<()> {
+        let (from, to) = (self.full(source), self.full(destination));
+        let meta = fs::metadata(&from).map_err(|e| io_error("moving", source, e))?;
+        if meta.is_dir() {
+            return Err(Error::other(format!("cannot move directory {source}: only files can be moved")));
+        }
+        with_parents(&to, || fs::rename(&from, &to)).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::not_found(source),
+            _ => Error::other(format!("moving {source} to {destination}: {e}")),
+        })?;
+        prune(&self.root, source);
+        Ok(())
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        let full = self.full(path);
+        let meta = fs::symlink_metadata(&full).map_err(|e| io_error("deleting", path, e))?;
+        let removed = if meta.is_dir() { fs::remove_dir_all(&full) } else { fs::remove_file(&full) };
+        removed.map_err(|e| io_error("deleting", path, e))?;
+        prune(&self.root, path);
+        Ok(())
+    }
+}
+
+struct Reader {
+    file: File,
+    path: String,
+}
+
+impl FileReader for Reader {
+    fn read(&mut self, len: usize) -> Result<Vec<u8>> {
+        let mut chunk = Vec::with_capacity(len.min(16 << 20));
+        (&mut self.file).take(len as u64).read_to_end(&mut chunk).map_err(|e| io_error("reading", &self.path, e))?;
+        Ok(chunk)
+    }
+}
+
+regstore_sdk::export_driver!(Filesystem);

@@ -1,0 +1,263 @@
+//! The filesystem driver's own tests: distribution's parameter parsing, the on-disk layout,
+//! resume across instances, crash safety of PutContent under SIGKILL, confinement to the root,
+//! and the CLI over it.
+//!
+//! The binary doubles as the crash test's child: with `REGSTORE_PUT_LOOP=<root>` it writes
+//! PutContent versions in a loop until it is killed.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use regstore::{ErrorKind, Params, Registry, StorageDriver, WalkControl};
+use serde_json::{Value, json};
+
+const PUT_LOOP_ENV: &str = "REGSTORE_PUT_LOOP";
+
+fn params(value: Value) -> Params {
+    value.as_object().cloned().unwrap()
+}
+
+async fn open(root: &Path) -> regstore::Driver {
+    let p = params(json!({ "rootdirectory": root.display().to_string() }));
+    Registry::new().create("filesystem", &p).await.expect("filesystem driver")
+}
+
+/// Version `i` of the crash test's content: distinguishable by byte and by length.
+fn version(i: usize) -> Vec<u8> {
+    vec![(i % 251) as u8 + 1; (256 << 10) + (i % 64) * 4099]
+}
+
+/// Every file below `dir`, relative to it.
+fn files_below(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+async fn parameters_as_distribution() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().display().to_string();
+    let registry = Registry::new();
+    let err = registry
+        .create("filesystem", &params(json!({ "rootdirectory": root, "maxthreads": "fail" })))
+        .await
+        .err()
+        .ok_or("maxthreads=fail must be refused")?;
+    assert_eq!(err.kind(), ErrorKind::InvalidParameter, "{err}");
+    assert!(err.to_string().starts_with("filesystem: maxthreads config error: "), "{err}");
+    for good in [json!("100"), json!(100), json!(1)] {
+        registry.create("filesystem", &params(json!({ "rootdirectory": root, "maxthreads": good }))).await?;
+    }
+    // A missing root is created, as distribution does on first use.
+    let nested = dir.path().join("a/b/registry");
+    open(&nested).await;
+    assert!(nested.is_dir());
+    Ok(())
+}
+
+async fn layout_matches_distribution() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let d = open(dir.path()).await;
+    d.put_content("/docker/registry/v2/blobs/sha256/ab/abcd/data", b"blob").await?;
+    assert_eq!(files_below(dir.path()), ["docker/registry/v2/blobs/sha256/ab/abcd/data"]);
+    assert_eq!(std::fs::read(dir.path().join("docker/registry/v2/blobs/sha256/ab/abcd/data"))?, b"blob");
+    // A tree written as distribution writes it is served as it is.
+    let link = dir.path().join("docker/registry/v2/repositories/library/alpine/_layers/sha256/abcd/link");
+    std::fs::create_dir_all(link.parent().unwrap())?;
+    std::fs::write(&link, b"sha256:abcd")?;
+    assert_eq!(
+        d.get_content("/docker/registry/v2/repositories/library/alpine/_layers/sha256/abcd/link").await?,
+        b"sha256:abcd"
+    );
+    assert_eq!(d.list("/docker/registry/v2").await?, ["/docker/registry/v2/blobs", "/docker/registry/v2/repositories"]);
+    let mut walked = 0;
+    d.walk("/", None, &mut |_| {
+        walked += 1;
+        Ok(WalkControl::Continue)
+    })
+    .await?;
+    assert_eq!(walked, 15);
+    d.delete("/docker").await?;
+    assert_eq!(files_below(dir.path()), Vec::<String>::new());
+    assert!(std::fs::read_dir(dir.path())?.next().is_none(), "emptied directories are pruned");
+    Ok(())
+}
+
+async fn resume_across_instances() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let first = open(dir.path()).await;
+    let mut w = first.writer("/uploads/u1/data", false).await?;
+    w.write(&[1u8; 3000]).await?;
+    w.close().await?;
+    drop((w, first));
+    // Another instance, as another registry process over the same root would be.
+    let second = open(dir.path()).await;
+    let mut w = second.writer("/uploads/u1/data", true).await?;
+    assert_eq!(w.size(), 3000);
+    w.write(&[2u8; 1000]).await?;
+    w.commit().await?;
+    w.close().await?;
+    assert_eq!(w.size(), 4000);
+    let content = second.get_content("/uploads/u1/data").await?;
+    assert_eq!(content, [vec![1u8; 3000], vec![2u8; 1000]].concat());
+    let mut c = second.writer("/uploads/u2/data", false).await?;
+    c.write(b"gone").await?;
+    c.cancel().await?;
+    assert!(
+        second.stat("/uploads/u2").await.unwrap_err().is_not_found(),
+        "Cancel removes the file and its emptied directory"
+    );
+    second.delete("/uploads").await?;
+    Ok(())
+}
+
+async fn put_content_survives_sigkill() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let mut torn_writes_left = 0;
+    for round in 0..12u64 {
+        let mut child =
+            Command::new(&exe).env(PUT_LOOP_ENV, dir.path()).stdout(std::process::Stdio::piped()).spawn()?;
+        // Wait until the child is writing, then kill it at some point of its loop.
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready)?;
+        assert_eq!(ready.trim(), "writing", "the child did not start");
+        tokio::time::sleep(Duration::from_millis(20 + (round * 37) % 200)).await;
+        child.kill()?;
+        child.wait()?;
+        torn_writes_left += files_below(dir.path()).iter().filter(|f| f.contains("~tmp-")).count();
+        let d = open(dir.path()).await;
+        match d.get_content("/blob").await {
+            Ok(content) => {
+                let byte = *content.first().ok_or("the content is empty: a torn write")?;
+                let i = (byte - 1) as usize;
+                let candidates = (0..4096).map(version).filter(|v| v[0] == byte);
+                assert!(
+                    candidates.into_iter().any(|v| v == content),
+                    "round {round}: torn content ({} bytes of {byte}; base version {i})",
+                    content.len()
+                );
+            }
+            Err(e) if e.is_not_found() => {} // killed before the first write landed
+            Err(e) => return Err(format!("round {round}: {e}").into()),
+        }
+        // Leftover temporaries are never visible.
+        assert!(d.list("/").await?.iter().all(|p| p == "/blob"), "round {round}: {:?}", d.list("/").await?);
+    }
+    eprintln!("put_content_survives_sigkill: {torn_writes_left} interrupted writes left hidden temporaries");
+    Ok(())
+}
+
+/// The crash test's child: PutContent of ever new versions until killed.
+fn put_loop(root: &str) -> ! {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let d = open(Path::new(root)).await;
+        for i in 0usize.. {
+            d.put_content("/blob", &version(i)).await.unwrap();
+            if i == 0 {
+                println!("writing");
+            }
+        }
+    });
+    unreachable!()
+}
+
+async fn symlinks_do_not_escape() -> Result<(), Failed> {
+    let (root, outside) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, b"top secret")?;
+    std::os::unix::fs::symlink(&secret, root.path().join("evil"))?;
+    std::os::unix::fs::symlink(outside.path(), root.path().join("evildir"))?;
+    std::os::unix::fs::symlink("../../../../../../etc/hostname", root.path().join("relative"))?;
+    let d = open(root.path()).await;
+    for path in ["/evil", "/evildir/secret", "/relative"] {
+        assert!(d.get_content(path).await.is_err(), "{path} must not be readable");
+        assert!(d.reader(path, 0).await.is_err(), "{path} must not open for reading");
+    }
+    for path in ["/evil", "/evildir/secret", "/evildir/new"] {
+        let _ = d.put_content(path, b"overwritten").await;
+        if let Ok(mut w) = d.writer(path, false).await {
+            let _ = w.write(b"overwritten").await;
+            let _ = w.commit().await;
+        }
+    }
+    assert_eq!(std::fs::read(&secret)?, b"top secret", "the file outside the root is unchanged");
+    assert!(!outside.path().join("new").exists(), "nothing is created outside the root");
+    Ok(())
+}
+
+/// The acceptance commands of the issue, through the binary.
+async fn cli_put_get_walk() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let bin = env!("CARGO_BIN_EXE_regstore");
+    let root = format!("rootdirectory={}", dir.path().display());
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let elsewhere = tempfile::tempdir()?;
+    let source = elsewhere.path().join("source.bin");
+    std::fs::write(&source, &content)?;
+    let run = |args: &[&str]| Command::new(bin).args(args).output();
+    let put = run(&[
+        "put",
+        "--driver",
+        "filesystem",
+        "--param",
+        &root,
+        "/docker/registry/v2/x",
+        "--file",
+        source.to_str().unwrap(),
+    ])?;
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    assert_eq!(files_below(dir.path()), ["docker/registry/v2/x"]);
+    assert_eq!(std::fs::read(dir.path().join("docker/registry/v2/x"))?, content);
+    let get = run(&["get", "--driver", "filesystem", "--param", &root, "/docker/registry/v2/x"])?;
+    assert!(get.status.success());
+    assert_eq!(get.stdout, content);
+    let walk = run(&["walk", "--driver", "filesystem", "--param", &root])?;
+    assert_eq!(
+        String::from_utf8(walk.stdout)?,
+        "/docker\n/docker/registry\n/docker/registry/v2\n/docker/registry/v2/x\n"
+    );
+    std::os::unix::fs::symlink("/etc/hostname", dir.path().join("evil"))?;
+    let evil = run(&["get", "--driver", "filesystem", "--param", &root, "/evil"])?;
+    assert!(!evil.status.success(), "reading through a symlink out of the root must fail");
+    let stderr = String::from_utf8(evil.stderr)?;
+    assert!(stderr.starts_with("error: filesystem: ") && stderr.lines().count() == 1, "{stderr}");
+    Ok(())
+}
+
+fn trial<F, Fut>(name: &str, f: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), Failed>>,
+{
+    Trial::test(name, move || tokio::runtime::Runtime::new().unwrap().block_on(f()))
+}
+
+fn main() {
+    if let Ok(root) = std::env::var(PUT_LOOP_ENV) {
+        put_loop(&root);
+    }
+    let trials = vec![
+        trial("filesystem::parameters_as_distribution", parameters_as_distribution),
+        trial("filesystem::layout_matches_distribution", layout_matches_distribution),
+        trial("filesystem::resume_across_instances", resume_across_instances),
+        trial("filesystem::put_content_survives_sigkill", put_content_survives_sigkill),
+        trial("filesystem::symlinks_do_not_escape", symlinks_do_not_escape),
+        trial("filesystem::cli_put_get_walk", cli_put_get_walk),
+    ];
+    libtest_mimic::run(&Arguments::from_args(), trials).exit();
+}
