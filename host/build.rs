@@ -10,6 +10,9 @@ use std::process::Command;
 /// Crate name in `drivers/` → registration name.
 const BUNDLED: &[(&str, &str)] =
     &[("regstore-driver-inmemory", "inmemory"), ("regstore-driver-filesystem", "filesystem")];
+/// Components built for the host's tests only (not bundled): crate → environment variable
+/// that gives the tests its path.
+const TEST_COMPONENTS: &[(&str, &str)] = &[("regstore-driver-hostile", "REGSTORE_HOSTILE_WASM")];
 
 fn main() {
     let host = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -28,7 +31,7 @@ fn main() {
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET");
-    for (krate, _) in BUNDLED {
+    for krate in BUNDLED.iter().chain(TEST_COMPONENTS).map(|(krate, _)| krate) {
         cmd.args(["-p", krate]);
         let dir = krate.strip_prefix("regstore-driver-").unwrap();
         println!("cargo:rerun-if-changed={}", drivers.join(dir).display());
@@ -41,9 +44,13 @@ fn main() {
         );
     }
     let out = target_dir.join("wasm32-wasip2").join("release");
+    let wasm_of = |krate: &str| out.join(format!("{}.wasm", krate.replace('-', "_")));
+    for (krate, var) in TEST_COMPONENTS {
+        println!("cargo:rustc-env={var}={}", wasm_of(krate).display());
+    }
     let mut table = String::from("&[\n");
     for (krate, name) in BUNDLED {
-        let wasm = out.join(format!("{}.wasm", krate.replace('-', "_")));
+        let wasm = wasm_of(krate);
         assert!(wasm.exists(), "{} was not built", wasm.display());
         table.push_str(&format!("    ({name:?}, include_bytes!({:?}) as &[u8]),\n", wasm.display().to_string()));
     }

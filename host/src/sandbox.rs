@@ -93,25 +93,56 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// Lets a request leave only for a granted authority.
+/// Lets a request leave only for a granted authority, and only to an address fit for it.
 struct HttpGate {
     hosts: Arc<Vec<String>>,
 }
 
 impl HttpGate {
-    fn allows(&self, uri: &http::Uri) -> bool {
-        let Some(authority) = uri.authority() else { return false };
-        let host = authority.host().to_ascii_lowercase();
+    /// The grant that covers `uri`, if any.
+    fn grant_for(&self, uri: &http::Uri) -> Option<String> {
+        let authority = uri.authority()?;
+        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = authority.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-        self.hosts.iter().any(|granted| {
+        self.hosts.iter().find_map(|granted| {
             let granted = granted.to_ascii_lowercase();
-            match granted.rsplit_once(':') {
-                Some((h, p)) if p.parse::<u16>().is_ok() => h == host && p.parse::<u16>() == Ok(port),
-                _ => granted == host,
-            }
+            let (g_host, g_port) = match granted.rsplit_once(':') {
+                Some((h, p)) if !h.ends_with(':') && p.parse::<u16>().is_ok() => (h.to_string(), p.parse::<u16>().ok()),
+                _ => (granted.clone(), None),
+            };
+            let g_host = g_host.trim_start_matches('[').trim_end_matches(']').to_string();
+            (g_host == host && g_port.is_none_or(|p| p == port)).then_some(g_host)
         })
     }
 }
+
+/// Addresses a driver may reach only when its grant names them outright: loopback, link-local
+/// (which holds the cloud metadata service, 169.254.169.254), unspecified.
+pub(crate) fn is_internal(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_unicast_link_local()
+                || v6.to_ipv4_mapped().is_some_and(|v4| is_internal(v4.into()))
+        }
+    }
+}
+
+/// Whether a grant names an internal address outright (an address literal, or `localhost`).
+fn grant_is_internal(granted_host: &str) -> bool {
+    granted_host == "localhost" || granted_host.parse::<std::net::IpAddr>().is_ok_and(is_internal)
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = wasmtime_wasi_http::Result<(
+                http::Response<wasmtime_wasi_http::WasiBody>,
+                Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+            )>,
+        > + Send,
+>;
 
 impl WasiHttpHooks for HttpGate {
     fn send_request(
@@ -119,22 +150,59 @@ impl WasiHttpHooks for HttpGate {
         request: http::Request<wasmtime_wasi_http::WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = wasmtime_wasi_http::Result<(
-                    http::Response<wasmtime_wasi_http::WasiBody>,
-                    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                )>,
-            > + Send,
-    > {
+    ) -> ResponseFuture {
         drop(fut);
-        if !self.allows(request.uri()) {
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
+        let denied = || -> ResponseFuture { Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) }) };
+        // Checked here, before anything leaves; a redirect is a new request and comes here too.
+        let Some(granted_host) = self.grant_for(request.uri()) else { return denied() };
+        let host = request.uri().host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+        let port =
+            request.uri().port_u16().unwrap_or(if request.uri().scheme_str() == Some("https") { 443 } else { 80 });
         Box::new(async move {
             use http_body_util::BodyExt;
+            // A granted name must not lead to an internal address it does not name itself.
+            if host.parse::<std::net::IpAddr>().is_err() && !grant_is_internal(&granted_host) {
+                let addrs = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .map_err(|_| wasmtime_wasi_http::Error::DestinationNotFound)?;
+                if addrs.into_iter().any(|a| is_internal(a.ip())) {
+                    return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
+                }
+            }
             let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(hosts: &[&str]) -> HttpGate {
+        HttpGate { hosts: Arc::new(hosts.iter().map(|h| h.to_string()).collect()) }
+    }
+
+    #[test]
+    fn grants_match_host_and_port() {
+        let g = gate(&["s3.example.com", "127.0.0.1:9000"]);
+        assert!(g.grant_for(&"https://s3.example.com/b/k".parse().unwrap()).is_some());
+        assert!(g.grant_for(&"http://S3.EXAMPLE.COM:8080/".parse().unwrap()).is_some());
+        assert!(g.grant_for(&"http://127.0.0.1:9000/".parse().unwrap()).is_some());
+        assert!(g.grant_for(&"http://127.0.0.1:9001/".parse().unwrap()).is_none());
+        assert!(g.grant_for(&"http://s3.example.com.evil.org/".parse().unwrap()).is_none());
+        assert!(g.grant_for(&"http://169.254.169.254/latest/meta-data".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn internal_addresses() {
+        for ip in ["127.0.0.1", "169.254.169.254", "0.0.0.0", "::1", "fe80::1", "::ffff:127.0.0.1"] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["10.0.0.1", "52.216.0.1", "2600::1"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        assert!(grant_is_internal("127.0.0.1") && grant_is_internal("localhost"));
+        assert!(!grant_is_internal("s3.amazonaws.com"));
     }
 }

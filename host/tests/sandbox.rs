@@ -1,0 +1,307 @@
+//! The hostile suite: a driver component that attacks its host, one attack per test, driven
+//! through the public API. Each attack must fail with an error that says what was refused, while
+//! another driver in the same process keeps passing a smoke test during and after the attack.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use regstore::{Error, ErrorKind, Params, Registry, Sandbox, StorageDriver};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const HOSTILE: &str = env!("REGSTORE_HOSTILE_WASM");
+
+async fn registry() -> Registry {
+    let registry = Registry::new();
+    registry.register_file(Some("hostile"), Path::new(HOSTILE)).await.expect("the hostile component loads");
+    registry
+}
+
+fn params(value: Value) -> Params {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// A quick sandbox: short deadlines keep the suite fast.
+fn sandbox() -> Sandbox {
+    Sandbox { call_deadline: Duration::from_secs(2), memory_limit: 64 << 20, ..Sandbox::default() }
+}
+
+/// Keeps an inmemory driver busy with put/get round trips until stopped.
+struct Smoke {
+    stop: Arc<AtomicBool>,
+    rounds: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+    driver: regstore::Driver,
+}
+
+impl Smoke {
+    async fn start(registry: &Registry) -> Smoke {
+        let driver = registry.create("inmemory", &Params::new()).await.unwrap();
+        let (stop, rounds) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (d, s, r) = (driver.clone(), stop.clone(), rounds.clone());
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::SeqCst) {
+                d.put_content("/smoke", b"still alive").await?;
+                assert_eq!(d.get_content("/smoke").await?, b"still alive");
+                r.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Ok(())
+        });
+        // Running before the attack starts.
+        while rounds.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Smoke { stop, rounds, task, driver }
+    }
+
+    /// Checks the loop goes on after the attack, then stops it: it must have run without error.
+    async fn finish(self) {
+        let seen = self.rounds.load(Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.rounds.load(Ordering::SeqCst) <= seen && Instant::now() < deadline && !self.task.is_finished() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.await.unwrap().expect("the other driver kept working during the attack");
+        assert!(self.rounds.load(Ordering::SeqCst) > seen, "the other driver made no progress after the attack");
+        self.driver.put_content("/after", b"ok").await.expect("the other driver works after the attack");
+    }
+}
+
+/// Runs one attack through `get_content("/<attack>")` with a smoke test beside it; returns the
+/// error the attack ended with.
+async fn attack(name: &str, p: Value, sandbox: Sandbox) -> Error {
+    let registry = registry().await;
+    let smoke = Smoke::start(&registry).await;
+    let hostile = registry.create_with("hostile", &params(p), sandbox).await.expect("the hostile driver opens");
+    let outcome = hostile.get_content(&format!("/{name}")).await;
+    smoke.finish().await;
+    match outcome {
+        Ok(stolen) => panic!("attack {name} succeeded: {}", String::from_utf8_lossy(&stolen)),
+        Err(e) => {
+            assert!(e.to_string().starts_with("hostile: "), "the error names the driver: {e}");
+            e
+        }
+    }
+}
+
+fn assert_refused(e: &Error, what: &str) {
+    assert_eq!(e.kind(), ErrorKind::Other, "{e}");
+    assert!(e.to_string().contains(what), "the error must say what was refused ({what}): {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_etc_passwd() {
+    assert_refused(&attack("read-passwd", json!({}), sandbox()).await, "filesystem refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_proc_self_environ() {
+    assert_refused(&attack("read-environ", json!({}), sandbox()).await, "filesystem refused");
+}
+
+/// A granted directory inside another that holds a secret.
+fn granted_inside_secret() -> (tempfile::TempDir, std::path::PathBuf) {
+    let outer = tempfile::tempdir().unwrap();
+    std::fs::write(outer.path().join("secret"), b"top secret").unwrap();
+    let inner = outer.path().join("granted");
+    std::fs::create_dir(&inner).unwrap();
+    (outer, inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_the_root_with_dotdot() {
+    let (_outer, inner) = granted_inside_secret();
+    let e = attack("escape-dotdot", json!({}), Sandbox { dirs: vec![inner], ..sandbox() }).await;
+    assert_refused(&e, "filesystem refused ../secret");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_the_root_through_a_symlink() {
+    let (outer, inner) = granted_inside_secret();
+    std::os::unix::fs::symlink(outer.path().join("secret"), inner.join("link")).unwrap();
+    let p = json!({ "dir": inner.display().to_string() });
+    let e = attack("escape-symlink", p, Sandbox { dirs: vec![inner], ..sandbox() }).await;
+    assert_refused(&e, "filesystem refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_an_environment_variable_not_given() {
+    // The host has it; the driver must not.
+    let key = "PATH";
+    assert!(std::env::var(key).is_ok());
+    let e = attack("env", json!({ "env": key }), sandbox()).await;
+    assert_refused(&e, "environment refused PATH");
+    // What the operator hands over on purpose is visible: the attack can succeed when allowed.
+    let registry = registry().await;
+    let given = Sandbox { env: vec![("GIVEN".into(), "yes".into())], ..sandbox() };
+    let d = registry.create_with("hostile", &params(json!({ "env": "GIVEN" })), given).await.unwrap();
+    assert_eq!(d.get_content("/env").await.unwrap(), b"stolen: \"yes\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_a_socket() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let e = attack("socket", json!({ "socket": addr.to_string() }), sandbox()).await;
+    assert_refused(&e, "socket refused");
+    let accepted = tokio::time::timeout(Duration::from_millis(100), listener.accept()).await;
+    assert!(accepted.is_err(), "no connection may have reached the listener");
+}
+
+/// A loopback HTTP server that answers every request with `response`, counting connections.
+async fn http_server(response: String) -> (std::net::SocketAddr, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (addr, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_to_a_host_not_granted() {
+    let (addr, hits) = http_server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into()).await;
+    let e = attack("http-direct", json!({ "url": format!("http://{addr}/") }), sandbox()).await;
+    assert_refused(&e, "HttpRequestDenied");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "the request must be refused before it leaves");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_following_a_redirect_out_of_the_grant() {
+    let (target, target_hits) = http_server("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into()).await;
+    let redirect = format!("HTTP/1.1 302 Found\r\nlocation: http://{target}/stolen\r\ncontent-length: 0\r\n\r\n");
+    let (granted, granted_hits) = http_server(redirect).await;
+    let p = json!({ "url": format!("http://{granted}/") });
+    let e = attack("http-redirect", p, Sandbox { hosts: vec![granted.to_string()], ..sandbox() }).await;
+    assert_refused(&e, "HttpRequestDenied");
+    assert_eq!(granted_hits.load(Ordering::SeqCst), 1, "the granted host is reachable");
+    assert_eq!(target_hits.load(Ordering::SeqCst), 0, "the redirect target must not be reached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_forever() {
+    let registry = registry().await;
+    let smoke = Smoke::start(&registry).await;
+    let hostile = registry.create_with("hostile", &Params::new(), sandbox()).await.unwrap();
+    let started = Instant::now();
+    let e = hostile.get_content("/loop").await.unwrap_err();
+    let took = started.elapsed();
+    smoke.finish().await;
+    assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
+    assert!(e.to_string().contains("deadline of 2s"), "the error names the deadline: {e}");
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(2 + 3), "took {took:?}");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_spinning_guest_does_not_block_the_runtime() {
+    // One thread: if the guest never yielded, the timer task below could not run.
+    let registry = registry().await;
+    let hostile = registry.create_with("hostile", &Params::new(), sandbox()).await.unwrap();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let t = ticks.clone();
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            t.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let e = hostile.get_content("/loop").await.unwrap_err();
+    ticker.abort();
+    assert_eq!(e.kind(), ErrorKind::Crashed);
+    assert!(ticks.load(Ordering::SeqCst) >= 10, "only {} ticks in 2 s", ticks.load(Ordering::SeqCst));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grow_memory_past_the_limit() {
+    let e = attack("grow-memory", json!({}), sandbox()).await;
+    assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
+    assert!(e.to_string().contains("memory"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurse_until_the_stack_overflows() {
+    let e = attack("stack-overflow", json!({}), sandbox()).await;
+    assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
+    // Rust guests keep their stack in linear memory: overflowing it runs off the bottom of
+    // memory. Either way the trap is named.
+    let message = e.to_string();
+    assert!(message.contains("stack overflow") || message.contains("out of bounds memory access"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panic() {
+    let e = attack("panic", json!({}), sandbox()).await;
+    assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
+    assert!(e.to_string().contains("hostile driver panicked on purpose"), "the guest's message is carried: {e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn return_a_multi_gigabyte_list() {
+    let e = attack("huge-list", json!({}), sandbox()).await;
+    assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_instance_is_replaced_and_its_streams_fail() {
+    let registry = registry().await;
+    let d = registry.create_with("hostile", &Params::new(), sandbox()).await.unwrap();
+    let mut reader = d.reader("/anything", 0).await.unwrap();
+    assert!(reader.read_chunk().await.unwrap().is_some());
+    assert_eq!(d.get_content("/panic").await.unwrap_err().kind(), ErrorKind::Crashed);
+    // The next call runs on a fresh instance...
+    assert!(d.get_content("/nothing-here").await.unwrap_err().is_not_found());
+    // ...and the reader of the dead one fails clearly.
+    let e = reader.read_chunk().await.unwrap_err();
+    assert!(e.to_string().contains("instance that opened this stream was lost"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_that_keeps_crashing_is_reported_as_failing() {
+    let registry = registry().await;
+    let d = registry.create_with("hostile", &Params::new(), sandbox()).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(d.get_content("/panic").await.unwrap_err().kind(), ErrorKind::Crashed);
+    }
+    let e = d.get_content("/nothing-here").await.unwrap_err();
+    assert!(e.to_string().contains("the driver is failing"), "{e}");
+}
+
+#[test]
+fn conformance_of_a_driver_that_loops_in_open_ends_at_the_deadline() {
+    let started = Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regstore"))
+        .args(["conformance", "--component", HOSTILE, "--param", "attack_on_open=loop", "--deadline", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(2 + 8), "took {:?}", started.elapsed());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("deadline of 2s"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn conformance_of_a_hostile_driver_reports_failures() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regstore"))
+        .args(["conformance", "--component", HOSTILE, "--deadline", "2", "--short", "--filter", "TestWriteRead"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.contains("0 passed") && last.contains("failed"), "{stdout}");
+}
