@@ -1,6 +1,9 @@
 //! A driver component, compiled and linked once per process ([`DriverComponent`]); instances
 //! are made from its `InstancePre`.
 
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
 use crate::bindings::{DRIVER_INTERFACE, StorageDriverPre, WIT_PACKAGE, WIT_VERSION};
@@ -34,18 +37,26 @@ pub struct DriverComponent {
 }
 
 impl DriverComponent {
-    /// Compiles and links `bytes`; `source` names it in errors.
-    pub fn load(runtime: &Runtime, source: &str, bytes: &[u8]) -> Result<Self, Error> {
+    /// Compiles and links `bytes`, or loads the compiled artifact from `cache`; `source` names
+    /// the component in errors.
+    pub fn load(runtime: &Runtime, cache: Option<&Cache>, source: &str, bytes: &[u8]) -> Result<Self, Error> {
         let fail = |reason: String| Error::Load { source_name: source.to_string(), reason };
-        if !bytes.starts_with(b"\0asm") {
-            return Err(fail("not a WebAssembly file".into()));
-        }
-        if wasmparser::Parser::is_core_wasm(bytes) {
-            return Err(fail(
-                "a core WebAssembly module, not a component (build it with --target wasm32-wasip2)".into(),
-            ));
-        }
-        let component = Component::new(&runtime.engine, bytes).map_err(|e| fail(one_line(&e)))?;
+        let cached = cache.and_then(|c| c.load(&runtime.engine, bytes));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = compile(runtime, bytes).map_err(fail)?;
+                if let Some(cache) = cache {
+                    cache.store(&runtime.engine, bytes, &component);
+                }
+                component
+            }
+        };
+        Self::link(runtime, component).map_err(fail)
+    }
+
+    fn link(runtime: &Runtime, component: Component) -> Result<Self, String> {
+        let fail = |reason: String| reason;
         let wit_version = contract_version(runtime, &component).map_err(fail)?;
         let pre = runtime
             .linker
@@ -54,6 +65,98 @@ impl DriverComponent {
         let pre = StorageDriverPre::new(pre).map_err(|e| fail(one_line(&e)))?;
         Ok(DriverComponent { pre, wit_version })
     }
+}
+
+/// Compiles a component from its bytes, after checking they are one.
+pub(crate) fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Component, String> {
+    if !bytes.starts_with(b"\0asm") {
+        return Err("not a WebAssembly file".into());
+    }
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        return Err("a core WebAssembly module, not a component (build it with --target wasm32-wasip2)".into());
+    }
+    Component::new(&runtime.engine, bytes).map_err(|e| one_line(&e))
+}
+
+/// The on-disk cache of compiled components. An entry is keyed by the hash of the wasm and of
+/// the engine's compatibility settings, and carries the hash of the artifact: an entry that is
+/// corrupted, foreign or from another engine is recompiled, never loaded.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+const CACHE_MAGIC: &[u8] = b"regstore-cwasm-1\n";
+
+impl Cache {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Cache { dir: dir.into() }
+    }
+
+    /// `$REGSTORE_CACHE_DIR`, else `$XDG_CACHE_HOME/regstore`, else `~/.cache/regstore`; none when
+    /// `REGSTORE_CACHE_DIR` is `off`.
+    pub fn from_env() -> Option<Self> {
+        match std::env::var_os("REGSTORE_CACHE_DIR") {
+            Some(v) if v == "off" => None,
+            Some(v) => Some(Cache::new(v)),
+            None => {
+                let base = std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+                Some(Cache::new(base.join("regstore")))
+            }
+        }
+    }
+
+    fn entry(&self, engine: &wasmtime::Engine, wasm: &[u8]) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        let mut compat = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut compat);
+        let mut key = Sha256::new();
+        key.update(wasm);
+        key.update(compat.finish().to_le_bytes());
+        key.update(env!("CARGO_PKG_VERSION").as_bytes());
+        self.dir.join(format!("{}.cwasm", hex(&key.finalize())))
+    }
+
+    /// The cached component for `wasm`, if a sound entry exists.
+    pub fn load(&self, engine: &wasmtime::Engine, wasm: &[u8]) -> Option<Component> {
+        let data = std::fs::read(self.entry(engine, wasm)).ok()?;
+        let rest = data.strip_prefix(CACHE_MAGIC)?;
+        let (digest, artifact) = rest.split_at_checked(32)?;
+        if Sha256::digest(artifact).as_slice() != digest {
+            return None;
+        }
+        if wasmtime::Engine::detect_precompiled(artifact) != Some(wasmtime::Precompiled::Component) {
+            return None;
+        }
+        // SAFETY: the artifact is one this cache wrote (its digest matches), for this engine's
+        // settings (they are part of the key), and wasmtime checks its header again.
+        unsafe { Component::deserialize(engine, artifact) }.ok()
+    }
+
+    /// Stores the compiled component; failures only cost a compile next time.
+    pub fn store(&self, engine: &wasmtime::Engine, wasm: &[u8], component: &Component) {
+        let Ok(artifact) = component.serialize() else { return };
+        let path = self.entry(engine, wasm);
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&self.dir)?;
+            let mut data = Vec::with_capacity(CACHE_MAGIC.len() + 32 + artifact.len());
+            data.extend_from_slice(CACHE_MAGIC);
+            data.extend_from_slice(&Sha256::digest(&artifact));
+            data.extend_from_slice(&artifact);
+            std::fs::write(&tmp, data)?;
+            std::fs::rename(&tmp, &path)
+        };
+        if write().is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The version of `registry:storage/driver` the component exports, if this host supports it.

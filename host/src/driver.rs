@@ -28,7 +28,8 @@ pub struct Driver {
 
 struct Inner {
     name: String,
-    instance: Arc<Instance>,
+    /// The instances serving this driver; one unless its sandbox allows a pool.
+    pool: std::sync::Mutex<Vec<Arc<Instance>>>,
     /// Set once the driver answered `unsupported` to a native walk.
     walks_by_fallback: OnceLock<()>,
 }
@@ -70,11 +71,26 @@ macro_rules! guest_call {
 
 impl Driver {
     pub(crate) fn new(name: String, instance: Arc<Instance>) -> Self {
-        Driver { inner: Arc::new(Inner { name, instance, walks_by_fallback: OnceLock::new() }) }
+        let pool = std::sync::Mutex::new(vec![instance]);
+        Driver { inner: Arc::new(Inner { name, pool, walks_by_fallback: OnceLock::new() }) }
     }
 
-    fn instance(&self) -> &Arc<Instance> {
-        &self.inner.instance
+    /// The instance for the next call: an idle one, or a new one while the pool may grow, or
+    /// the least busy.
+    async fn instance(&self) -> Result<Arc<Instance>> {
+        let (least_busy, size) = {
+            let pool = self.inner.pool.lock().unwrap();
+            (pool.iter().min_by_key(|i| i.busy()).expect("a pool is never empty").clone(), pool.len())
+        };
+        if least_busy.busy() == 0 || size >= least_busy.max_instances() {
+            return Ok(least_busy);
+        }
+        let fresh = least_busy.sibling().await?;
+        let mut pool = self.inner.pool.lock().unwrap();
+        if pool.len() < fresh.max_instances() {
+            pool.push(fresh.clone());
+        }
+        Ok(fresh)
     }
 
     /// A driver's answer, its error normalised with the driver's name.
@@ -100,7 +116,8 @@ impl StorageDriver for Driver {
 
     async fn get_content(&self, path: &str) -> Result<Vec<u8>> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_get_content(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_get_content(
             &mut live.store,
             live.driver,
             path
@@ -110,7 +127,8 @@ impl StorageDriver for Driver {
 
     async fn put_content(&self, path: &str, content: &[u8]) -> Result<()> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_put_content(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_put_content(
             &mut live.store,
             live.driver,
             path,
@@ -121,36 +139,39 @@ impl StorageDriver for Driver {
 
     async fn reader(&self, path: &str, offset: i64) -> Result<Box<dyn FileReader>> {
         check_offset(self.name(), path, offset)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_reader(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_reader(
             &mut live.store,
             live.driver,
             path,
             offset
         ));
-        let handle = self.instance().handle(self.wit(answer)?);
+        let handle = instance.handle(self.wit(answer)?);
         Ok(Box::new(WasmReader { driver: self.clone(), handle, done: false }))
     }
 
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_writer(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_writer(
             &mut live.store,
             live.driver,
             path,
             append
         ));
         let resource = self.wit(answer)?;
-        let handle = self.instance().handle(resource);
+        let handle = instance.handle(resource);
         let mut writer = WasmWriter { driver: self.clone(), handle, size: 0 };
         // The host counts accepted bytes on top of what the driver resumed (D5).
-        writer.size = guest_call!(self.instance().enter_with(handle).await?, |live| writer_api(&live.exports)
+        writer.size = guest_call!(instance.enter_with(&writer.handle).await?, |live| writer_api(&live.exports)
             .call_size(&mut live.store, resource))?;
         Ok(Box::new(writer))
     }
 
     async fn stat(&self, path: &str) -> Result<FileInfo> {
         check_path_or_root(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_stat(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_stat(
             &mut live.store,
             live.driver,
             path
@@ -160,7 +181,8 @@ impl StorageDriver for Driver {
 
     async fn list(&self, path: &str) -> Result<Vec<String>> {
         check_path_or_root(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_list(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_list(
             &mut live.store,
             live.driver,
             path
@@ -174,7 +196,8 @@ impl StorageDriver for Driver {
     async fn move_file(&self, source: &str, destination: &str) -> Result<()> {
         check_path(self.name(), source)?;
         check_path(self.name(), destination)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_move(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_move(
             &mut live.store,
             live.driver,
             source,
@@ -185,7 +208,8 @@ impl StorageDriver for Driver {
 
     async fn delete(&self, path: &str) -> Result<()> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_delete(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_delete(
             &mut live.store,
             live.driver,
             path
@@ -195,7 +219,8 @@ impl StorageDriver for Driver {
 
     async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>> {
         check_path(self.name(), path)?;
-        let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_redirect_url(
+        let instance = self.instance().await?;
+        let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_redirect_url(
             &mut live.store,
             live.driver,
             method,
@@ -207,7 +232,8 @@ impl StorageDriver for Driver {
     async fn walker(&self, path: &str, start_after: Option<&str>) -> Result<Box<dyn Walker>> {
         check_path_or_root(self.name(), path)?;
         if self.inner.walks_by_fallback.get().is_none() {
-            let answer = guest_call!(self.instance().enter().await?, |live| drv(&live.exports).call_walk(
+            let instance = self.instance().await?;
+            let answer = guest_call!(instance.enter().await?, |live| drv(&live.exports).call_walk(
                 &mut live.store,
                 live.driver,
                 path,
@@ -215,7 +241,7 @@ impl StorageDriver for Driver {
             ));
             match self.wit(answer) {
                 Ok(resource) => {
-                    let handle = self.instance().handle(resource);
+                    let handle = instance.handle(resource);
                     return Ok(Box::new(WasmWalker { driver: self.clone(), handle, skip: false }));
                 }
                 Err(Error::Unsupported { .. }) => {
@@ -242,7 +268,7 @@ impl FileReader for WasmReader {
         }
         let r = self.handle.resource;
         let answer =
-            guest_call!(self.driver.instance().enter_with(self.handle).await?, |live| reader_api(&live.exports)
+            guest_call!(self.handle.instance.enter_with(&self.handle).await?, |live| reader_api(&live.exports)
                 .call_read(&mut live.store, r, READ_CHUNK));
         let chunk = self.driver.wit(answer)?;
         if chunk.is_empty() {
@@ -255,7 +281,7 @@ impl FileReader for WasmReader {
 
 impl Drop for WasmReader {
     fn drop(&mut self) {
-        self.driver.instance().orphan(self.handle);
+        self.handle.instance.orphan(&self.handle);
     }
 }
 
@@ -270,7 +296,7 @@ macro_rules! writer_call {
     ($writer:ident, $method:ident) => {{
         let w = $writer.handle.resource;
         let answer =
-            guest_call!($writer.driver.instance().enter_with($writer.handle).await?, |live| writer_api(&live.exports)
+            guest_call!($writer.handle.instance.enter_with(&$writer.handle).await?, |live| writer_api(&live.exports)
                 .$method(&mut live.store, w));
         $writer.driver.wit(answer)
     }};
@@ -282,7 +308,7 @@ impl FileWriter for WasmWriter {
         let w = self.handle.resource;
         for chunk in data.chunks(WRITE_CHUNK) {
             let answer =
-                guest_call!(self.driver.instance().enter_with(self.handle).await?, |live| writer_api(&live.exports)
+                guest_call!(self.handle.instance.enter_with(&self.handle).await?, |live| writer_api(&live.exports)
                     .call_write(&mut live.store, w, chunk));
             let accepted = self.driver.wit(answer)?;
             if accepted != chunk.len() as u64 {
@@ -315,7 +341,7 @@ impl FileWriter for WasmWriter {
 
 impl Drop for WasmWriter {
     fn drop(&mut self) {
-        self.driver.instance().orphan(self.handle);
+        self.handle.instance.orphan(&self.handle);
     }
 }
 
@@ -331,7 +357,7 @@ impl Walker for WasmWalker {
     async fn next(&mut self) -> Result<Option<FileInfo>> {
         let skip = std::mem::take(&mut self.skip);
         let w = self.handle.resource;
-        let answer = guest_call!(self.driver.instance().enter_with(self.handle).await?, |live| async {
+        let answer = guest_call!(self.handle.instance.enter_with(&self.handle).await?, |live| async {
             if skip {
                 walker_api(&live.exports).call_skip_dir(&mut live.store, w).await?;
             }
@@ -347,6 +373,6 @@ impl Walker for WasmWalker {
 
 impl Drop for WasmWalker {
     fn drop(&mut self) {
-        self.driver.instance().orphan(self.handle);
+        self.handle.instance.orphan(&self.handle);
     }
 }

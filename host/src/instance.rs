@@ -6,7 +6,7 @@
 //! crashing is not restarted forever.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::base::from_wit;
 use crate::bindings::StorageDriver;
-use crate::component::{DriverComponent, one_line};
+use crate::component::DriverComponent;
 use crate::engine::Runtime;
 use crate::sandbox::{HostState, Sandbox};
 use regstore_api::Error;
@@ -23,6 +23,8 @@ use regstore_api::Error;
 /// Crashes within [`CRASH_WINDOW`] after which an instance is no longer restarted.
 const CRASH_LIMIT: usize = 3;
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// Linear memory above which a stateless driver's instance is replaced after its call.
+const RECYCLE_ABOVE: usize = 64 << 20;
 /// How long past its deadline the host waits for a call that is stuck outside wasm (in a host
 /// call such as an HTTP request) before it abandons it.
 const DEADLINE_GRACE: Duration = Duration::from_secs(5);
@@ -38,12 +40,13 @@ pub(crate) struct Live {
     in_call: bool,
 }
 
-/// A guest resource handed out to the host API (reader, writer or walker), tied to the instance
-/// generation that made it.
-#[derive(Clone, Copy)]
+/// A guest resource handed out to the host API (reader, writer or walker), tied to the
+/// instance, and the generation of it, that made it.
+#[derive(Clone)]
 pub(crate) struct Handle {
+    pub instance: Arc<Instance>,
     pub resource: ResourceAny,
-    pub generation: u64,
+    generation: u64,
 }
 
 pub(crate) struct Instance {
@@ -55,9 +58,13 @@ pub(crate) struct Instance {
     label: String,
     live: tokio::sync::Mutex<Option<Live>>,
     generation: AtomicU64,
-    /// Resources dropped by the host API, released before the next call.
-    orphans: Mutex<Vec<Handle>>,
+    /// Resources dropped by the host API (generation, resource), released before the next call.
+    orphans: Mutex<Vec<(u64, ResourceAny)>>,
     crashes: Mutex<VecDeque<Instant>>,
+    /// Calls running or waiting on this instance, for the pool's choice.
+    busy: AtomicUsize,
+    /// Readers, writers and walkers handed out and not yet dropped.
+    handles: AtomicUsize,
 }
 
 impl Instance {
@@ -80,6 +87,8 @@ impl Instance {
             generation: AtomicU64::new(0),
             orphans: Mutex::new(Vec::new()),
             crashes: Mutex::new(VecDeque::new()),
+            busy: AtomicUsize::new(0),
+            handles: AtomicUsize::new(0),
         };
         let name = {
             let mut session = instance.enter().await?;
@@ -98,8 +107,9 @@ impl Instance {
     /// and arms the deadline. Run the call on [`Session::live`] within [`Session::timeout`], then
     /// hand its outcome to [`Session::finish`].
     pub async fn enter(&self) -> Result<Session<'_>, Error> {
+        let busy = Busy::new(&self.busy);
         let mut slot = self.live.lock().await;
-        if slot.as_ref().is_some_and(|live| live.in_call) {
+        if slot.as_ref().is_some_and(|live| live.in_call || self.should_recycle(live)) {
             self.discard(&mut slot);
         }
         if slot.is_none() {
@@ -110,11 +120,34 @@ impl Instance {
         live.in_call = true;
         live.store.data_mut().deadline = Some(Instant::now() + self.sandbox.call_deadline);
         live.store.set_epoch_deadline(1);
-        Ok(Session { instance: self, slot })
+        Ok(Session { instance: self, slot, _busy: busy })
+    }
+
+    /// Another instance of the same driver, for a pool.
+    pub async fn sibling(&self) -> Result<Arc<Instance>, Error> {
+        let (instance, _) = Instance::start(
+            self.runtime.clone(),
+            self.component.clone(),
+            self.sandbox.clone(),
+            self.params.clone(),
+            self.label.clone(),
+        )
+        .await?;
+        Ok(instance)
+    }
+
+    /// Calls running or waiting on this instance.
+    pub fn busy(&self) -> usize {
+        self.busy.load(Ordering::SeqCst)
+    }
+
+    /// The most instances a driver may run at once.
+    pub fn max_instances(&self) -> usize {
+        self.sandbox.instances.max(1)
     }
 
     /// Starts a call on a resource of this instance, failing if the instance that made it is gone.
-    pub async fn enter_with(&self, handle: Handle) -> Result<Session<'_>, Error> {
+    pub async fn enter_with(&self, handle: &Handle) -> Result<Session<'_>, Error> {
         let lost = || Error::Crashed {
             driver: self.label.clone(),
             detail: "the driver instance that opened this stream was lost; open it again".into(),
@@ -130,28 +163,39 @@ impl Instance {
         Ok(session)
     }
 
+    /// A stateless driver's instance that grew large (a big PutContent or GetContent) is
+    /// replaced once no reader, writer or walker needs it, so its memory goes back to the
+    /// system instead of staying with the instance for good.
+    fn should_recycle(&self, live: &Live) -> bool {
+        self.max_instances() > 1
+            && live.store.data().limits.memory > RECYCLE_ABOVE
+            && self.handles.load(Ordering::SeqCst) == 0
+    }
+
     fn discard(&self, slot: &mut Option<Live>) {
         *slot = None;
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The generation resources made now belong to.
-    pub fn handle(&self, resource: ResourceAny) -> Handle {
-        Handle { resource, generation: self.generation.load(Ordering::SeqCst) }
+    /// A handle on a resource this instance just made.
+    pub fn handle(self: &Arc<Self>, resource: ResourceAny) -> Handle {
+        self.handles.fetch_add(1, Ordering::SeqCst);
+        Handle { instance: self.clone(), resource, generation: self.generation.load(Ordering::SeqCst) }
     }
 
     /// Queues a dropped resource for release before the next call (`Drop` cannot await).
-    pub fn orphan(&self, handle: Handle) {
+    pub fn orphan(&self, handle: &Handle) {
+        self.handles.fetch_sub(1, Ordering::SeqCst);
         if handle.generation == self.generation.load(Ordering::SeqCst) {
-            self.orphans.lock().unwrap().push(handle);
+            self.orphans.lock().unwrap().push((handle.generation, handle.resource));
         }
     }
 
     async fn release_orphans(&self, live: &mut Live) {
         let orphans = std::mem::take(&mut *self.orphans.lock().unwrap());
-        for handle in orphans.into_iter().filter(|h| h.generation == live.generation) {
+        for (_, resource) in orphans.into_iter().filter(|(generation, _)| *generation == live.generation) {
             // A failing drop (the guest trapping in a destructor) poisons nothing we still use.
-            let _ = handle.resource.resource_drop_async(&mut live.store).await;
+            let _ = resource.resource_drop_async(&mut live.store).await;
         }
     }
 
@@ -176,6 +220,9 @@ impl Instance {
         let state = HostState::new(&self.sandbox).map_err(|e| Error::other(&self.label, e))?;
         let mut store = Store::new(&self.runtime.engine, state);
         store.limiter(|state| &mut state.limits);
+        // What one call may hand the host is bounded by what the guest may hold, not by
+        // wasmtime's 128 MiB default: GetContent of a large object is legitimate.
+        store.set_hostcall_fuel(self.sandbox.memory_limit);
         let deadline = self.sandbox.call_deadline;
         store.epoch_deadline_callback(move |ctx| match ctx.data().deadline {
             Some(at) if Instant::now() >= at => {
@@ -207,10 +254,27 @@ impl Instance {
     }
 }
 
+/// Counts a call on an instance from the moment it waits until it ends.
+struct Busy<'i>(&'i AtomicUsize);
+
+impl<'i> Busy<'i> {
+    fn new(counter: &'i AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Busy(counter)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// One call in progress on a live instance.
 pub(crate) struct Session<'i> {
     instance: &'i Instance,
     slot: tokio::sync::MutexGuard<'i, Option<Live>>,
+    _busy: Busy<'i>,
 }
 
 impl Session<'_> {
@@ -246,7 +310,8 @@ fn trap_message(trap: &wasmtime::Error, store: &Store<HostState>) -> String {
     let cause = match trap.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => "stack overflow".to_string(),
         Some(t) => t.to_string(),
-        None => one_line(trap),
+        // A limit's or the deadline's own words, without the wasm backtrace around them.
+        None => trap.root_cause().to_string().replace('\n', " "),
     };
     let stderr = store.data().stderr.contents();
     let stderr = String::from_utf8_lossy(&stderr);

@@ -25,7 +25,7 @@ mod registry;
 mod sandbox;
 
 pub use bindings::WIT_VERSION;
-pub use component::Origin;
+pub use component::{Cache, Origin};
 pub use driver::Driver;
 pub use registry::{DriverInfo, Params, Registry};
 pub use regstore_api::{

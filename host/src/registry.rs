@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::component::{DriverComponent, Origin};
+use crate::component::{Cache, DriverComponent, Origin};
 use crate::driver::Driver;
 use crate::engine::Runtime;
 use crate::instance::Instance;
@@ -42,6 +42,7 @@ struct Entry {
 pub struct Registry {
     runtime: Arc<Runtime>,
     entries: Arc<RwLock<BTreeMap<String, Arc<Entry>>>>,
+    cache: Option<Cache>,
 }
 
 impl Default for Registry {
@@ -62,7 +63,30 @@ impl Registry {
 
     /// A registry with no driver at all.
     pub fn empty() -> Self {
-        Registry { runtime: Runtime::global(), entries: Arc::default() }
+        Registry { runtime: Runtime::global(), entries: Arc::default(), cache: Cache::from_env() }
+    }
+
+    /// Keeps compiled components in `cache` (or nowhere, with `None`) instead of the default
+    /// from `REGSTORE_CACHE_DIR`. Set it before the first driver is created.
+    pub fn with_cache(mut self, cache: Option<Cache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// How long loading `name` takes: compiling it, and loading it from the precompiled cache
+    /// (written first if needed). For benchmarks; the registry's own copy is not touched.
+    pub fn load_times(&self, name: &str) -> Result<(std::time::Duration, Option<std::time::Duration>), Error> {
+        let entry = self.entry(name)?;
+        let fail = |reason: String| Error::Load { source_name: name.to_string(), reason };
+        let started = std::time::Instant::now();
+        let component = crate::component::compile(&self.runtime, &entry.wasm).map_err(fail)?;
+        let cold = started.elapsed();
+        let Some(cache) = &self.cache else { return Ok((cold, None)) };
+        cache.store(&self.runtime.engine, &entry.wasm, &component);
+        let started = std::time::Instant::now();
+        let loaded = cache.load(&self.runtime.engine, &entry.wasm);
+        let cached = started.elapsed();
+        Ok((cold, loaded.map(|_| cached)))
     }
 
     fn insert(&self, name: &str, origin: Origin, wasm: Arc<[u8]>) {
@@ -116,8 +140,8 @@ impl Registry {
         entry
             .compiled
             .get_or_try_init(|| async {
-                let (runtime, wasm) = (self.runtime.clone(), entry.wasm.clone());
-                let load = move || DriverComponent::load(&runtime, &source, &wasm).map(Arc::new);
+                let (runtime, wasm, cache) = (self.runtime.clone(), entry.wasm.clone(), self.cache.clone());
+                let load = move || DriverComponent::load(&runtime, cache.as_ref(), &source, &wasm).map(Arc::new);
                 match tokio::runtime::Handle::try_current() {
                     Ok(_) => tokio::task::spawn_blocking(load)
                         .await
@@ -168,11 +192,19 @@ fn bundled_sandbox(name: &str, params: &Params) -> Result<Sandbox, Error> {
                 Error::other("filesystem", format!("cannot create rootdirectory {}: {e}", root.display()))
             })?;
             sandbox.dirs.push(root);
+            // It keeps no state in memory: a pool serves concurrent calls in parallel, and an
+            // instance that grew for a large PutContent or GetContent is recycled after it.
+            sandbox.instances = FILESYSTEM_INSTANCES;
+            sandbox.memory_limit = 4 << 30;
         }
         _ => {}
     }
     Ok(sandbox)
 }
+
+/// How many instances may serve one filesystem driver: enough for the concurrency of a
+/// registry's uploads on a small machine; each is created only when the others are busy.
+const FILESYSTEM_INSTANCES: usize = 8;
 
 /// A bundled driver's parameters as its component must see them.
 fn bundled_params(name: &str, params: &Params) -> Params {

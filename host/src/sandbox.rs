@@ -25,6 +25,10 @@ pub struct Sandbox {
     pub hosts: Vec<String>,
     /// Environment variables handed to the driver on purpose.
     pub env: Vec<(String, String)>,
+    /// The most instances that serve one driver's calls at once. More than one only for a
+    /// driver that keeps no state in its memory (filesystem, the cloud drivers): the calls of
+    /// one `Driver` are spread over them, and readers and writers stay where they were opened.
+    pub instances: usize,
 }
 
 impl Default for Sandbox {
@@ -35,6 +39,7 @@ impl Default for Sandbox {
             dirs: Vec::new(),
             hosts: Vec::new(),
             env: Vec::new(),
+            instances: 1,
         }
     }
 }
@@ -48,7 +53,7 @@ pub struct HostState {
     table: ResourceTable,
     http: WasiHttpCtx,
     gate: HttpGate,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limits,
     /// The guest's stderr, where a Rust guest's panic message lands.
     pub(crate) stderr: MemoryOutputPipe,
     /// When the running call must end.
@@ -68,7 +73,10 @@ impl HostState {
             wasi.preopened_dir(dir, guest, FsPerms::ReadWrite)
                 .map_err(|e| format!("cannot grant directory {}: {e}", dir.display()))?;
         }
-        let limits = StoreLimitsBuilder::new().memory_size(sandbox.memory_limit).trap_on_grow_failure(true).build();
+        let limits = Limits {
+            inner: StoreLimitsBuilder::new().memory_size(sandbox.memory_limit).trap_on_grow_failure(true).build(),
+            memory: 0,
+        };
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
@@ -78,6 +86,43 @@ impl HostState {
             stderr,
             deadline: None,
         })
+    }
+}
+
+/// The store's limits, remembering how large the guest's memory has grown.
+pub(crate) struct Limits {
+    inner: StoreLimits,
+    /// Bytes of linear memory the guest holds.
+    pub memory: usize,
+}
+
+impl wasmtime::ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory = self.memory.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }
 

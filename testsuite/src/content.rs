@@ -3,27 +3,7 @@
 use crate::util::*;
 use crate::{Ctx, Test};
 use regstore_api::ErrorKind;
-
-/// The paths distribution's suite accepts and refuses (spec §3.7).
-pub const VALID_PATHS: [&str; 16] = [
-    "/a",
-    "/2",
-    "/aa",
-    "/a.a",
-    "/0-9/abcdefg",
-    "/abcdefg/z.75",
-    "/abc/1.2.3.4.5-6_zyx/123.z/4",
-    "/docker/docker-registry",
-    "/123.abc",
-    "/abc./abc",
-    "/.abc",
-    "/a--b",
-    "/a-.b",
-    "/_.abc",
-    "/Docker/docker-registry",
-    "/Abc/Cba",
-];
-pub const INVALID_PATHS: [&str; 6] = ["", "/", "abc", "123.abc", "//bcd", "/abc_123/"];
+use regstore_api::path::{DISTRIBUTION_INVALID_PATHS as INVALID_PATHS, DISTRIBUTION_VALID_PATHS as VALID_PATHS};
 
 pub fn tests() -> Vec<Test> {
     vec![

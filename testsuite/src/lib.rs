@@ -8,8 +8,10 @@
 
 #[macro_use]
 pub mod util;
+pub mod bench;
 mod content;
 mod decisions;
+pub mod native;
 pub mod runner;
 mod streams;
 mod tree;

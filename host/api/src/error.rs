@@ -98,6 +98,16 @@ impl From<Error> for std::io::Error {
     }
 }
 
+/// An I/O error from the stream adapters: the typed error it carries, or else kind other.
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        match e.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) {
+            Some(typed) => typed.clone(),
+            None => Error::Other { driver: "io".into(), detail: e.to_string() },
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

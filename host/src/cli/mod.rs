@@ -1,5 +1,6 @@
 //! The `regstore` command line.
 
+mod bench;
 mod conformance;
 mod objects;
 
@@ -28,6 +29,8 @@ enum Command {
     },
     /// Run the conformance suite against a driver.
     Conformance(conformance::ConformanceArgs),
+    /// Benchmark a driver against a native baseline in the same run.
+    Bench(bench::BenchArgs),
     /// Store content at PATH, from a file or standard input (PutContent).
     Put(objects::PutArgs),
     /// Print the content at PATH, or write it to a file (Reader).
@@ -70,6 +73,10 @@ pub struct DriverArgs {
     /// Longest one call into the driver may run, in seconds.
     #[arg(long, value_name = "SECONDS")]
     deadline: Option<f64>,
+    /// Most instances serving the driver at once (only for drivers that keep no state in
+    /// their memory; filesystem's default is 8, any other's 1).
+    #[arg(long, value_name = "N")]
+    instances: Option<usize>,
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -102,6 +109,9 @@ impl DriverArgs {
         sandbox.hosts.extend(self.allow_hosts.iter().cloned());
         if let Some(mib) = self.memory_limit {
             sandbox.memory_limit = mib << 20;
+        }
+        if let Some(n) = self.instances {
+            sandbox.instances = n.max(1);
         }
         if let Some(secs) = self.deadline {
             sandbox.call_deadline = Duration::from_secs_f64(secs.max(0.001));
@@ -146,6 +156,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Drivers { components } => drivers(&registry, &components).await,
             Command::Conformance(args) => conformance::run(&registry, args).await,
+            Command::Bench(args) => bench::run(&registry, args).await,
             Command::Put(args) => objects::put(&registry, args).await,
             Command::Get(args) => objects::get(&registry, args).await,
             Command::Stat(args) => objects::stat(&registry, args).await,
