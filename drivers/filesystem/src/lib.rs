@@ -7,16 +7,20 @@
 //! pruned (D12); moving a directory is an error (D7); `List` is sorted (D11).
 
 mod config;
+mod raw;
 mod writer;
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use regstore_sdk::{Driver, Error, FileInfo, FileReader, FileWriter, Params, Result};
 
 pub use config::Config;
+use raw::Root;
+use wasip2::filesystem::types::Descriptor;
 use writer::Writer;
 
 /// Marks temporary files: `~` cannot appear in a valid key, so no key collides with one.
@@ -26,6 +30,8 @@ const STALE_TMP: Duration = Duration::from_secs(600);
 
 pub struct Filesystem {
     root: PathBuf,
+    /// The granted directory, for content streams.
+    files: Rc<Root>,
 }
 
 impl Filesystem {
@@ -157,7 +163,9 @@ impl Driver for Filesystem {
         fs::create_dir_all(&root).map_err(|e| {
             Error::other(format!("cannot use rootdirectory {}: {e} (is it granted to the driver?)", config.root))
         })?;
-        Ok(Filesystem { root })
+        let files =
+            Rc::new(Root::find(&root).map_err(|e| Error::other(format!("rootdirectory {}: {e}", config.root)))?);
+        Ok(Filesystem { root, files })
     }
 
     fn name(&self) -> String {
@@ -192,17 +200,16 @@ impl Driver for Filesystem {
     }
 
     fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>> {
-        let mut file = File::open(self.full(path)).map_err(|e| io_error("opening", path, e))?;
-        if file.metadata().map_err(|e| io_error("opening", path, e))?.is_dir() {
-            return Err(Error::other(format!("{path}: is a directory")));
-        }
-        // Seeking past the end succeeds; reads then give end of stream (D3).
-        file.seek(SeekFrom::Start(offset)).map_err(|e| io_error("seeking in", path, e))?;
-        Ok(Box::new(Reader { file, path: path.to_string() }))
+        let file = self.files.open_for_read(path).map_err(|e| match e.kind() {
+            io::ErrorKind::IsADirectory => Error::other(format!("{path}: is a directory")),
+            _ => io_error("opening", path, e),
+        })?;
+        // Reading past the end gives end of stream (D3).
+        Ok(Box::new(Reader { file, offset, path: path.to_string() }))
     }
 
     fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
-        Ok(Box::new(Writer::open(&self.root, path, append)?))
+        Ok(Box::new(Writer::open(&self.root, &self.files, path, append)?))
     }
 
     fn stat(&self, path: &str) -> Result<FileInfo> {
@@ -254,14 +261,16 @@ impl Driver for Filesystem {
 }
 
 struct Reader {
-    file: File,
+    file: Descriptor,
+    offset: u64,
     path: String,
 }
 
 impl FileReader for Reader {
     fn read(&mut self, len: usize) -> Result<Vec<u8>> {
-        let mut chunk = Vec::with_capacity(len.min(16 << 20));
-        (&mut self.file).take(len as u64).read_to_end(&mut chunk).map_err(|e| io_error("reading", &self.path, e))?;
+        let chunk =
+            raw::read_at(&self.file, len as u64, self.offset).map_err(|e| io_error("reading", &self.path, e))?;
+        self.offset += chunk.len() as u64;
         Ok(chunk)
     }
 }

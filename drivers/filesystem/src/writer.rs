@@ -1,16 +1,18 @@
 //! The resumable writer: bytes go straight to the final file; `Writer(path, true)` resumes at
 //! its end, in this process or another.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use regstore_sdk::{Error, FileWriter, Result, WriterState};
+use wasip2::filesystem::types::Descriptor;
 
+use crate::raw::{self, Root};
 use crate::{full_path, io_error, prune, with_parents};
 
 pub struct Writer {
-    file: Option<File>,
+    file: Option<Descriptor>,
     root: PathBuf,
     full: PathBuf,
     path: String,
@@ -19,19 +21,19 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn open(root: &Path, path: &str, append: bool) -> Result<Self> {
+    pub fn open(root: &Path, files: &Rc<Root>, path: &str, append: bool) -> Result<Self> {
         let full = full_path(root, path);
         if full.is_dir() {
             return Err(Error::other(format!("{path}: is a directory")));
         }
         let file = if append {
             // Resuming what was never written is path-not-found (spec §10 item 4).
-            OpenOptions::new().append(true).open(&full)
+            files.open_for_write(path, true)
         } else {
-            with_parents(&full, || OpenOptions::new().write(true).create(true).truncate(true).open(&full))
+            with_parents(&full, || files.open_for_write(path, false))
         }
         .map_err(|e| io_error("opening", path, e))?;
-        let size = file.metadata().map_err(|e| io_error("opening", path, e))?.len();
+        let size = raw::size(&file).map_err(|e| io_error("opening", path, e))?;
         Ok(Writer {
             file: Some(file),
             root: root.to_path_buf(),
@@ -44,7 +46,7 @@ impl Writer {
 
     fn sync(&mut self) -> Result<()> {
         match &self.file {
-            Some(f) => f.sync_all().map_err(|e| io_error("syncing", &self.path, e)),
+            Some(f) => raw::sync(f).map_err(|e| io_error("syncing", &self.path, e)),
             None => Ok(()),
         }
     }
@@ -53,8 +55,8 @@ impl Writer {
 impl FileWriter for Writer {
     fn write(&mut self, data: Vec<u8>) -> Result<u64> {
         self.state.check_write()?;
-        let file = self.file.as_mut().ok_or_else(|| Error::other("already closed"))?;
-        file.write_all(&data).map_err(|e| io_error("writing", &self.path, e))?;
+        let file = self.file.as_ref().ok_or_else(|| Error::other("already closed"))?;
+        raw::write_all_at(file, &data, self.size).map_err(|e| io_error("writing", &self.path, e))?;
         self.size += data.len() as u64;
         Ok(data.len() as u64)
     }

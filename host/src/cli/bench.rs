@@ -154,6 +154,9 @@ async fn host_figures(
         out.push(figure("CallOverhead(stat missing)", &label, wasm, base, "µs"));
     }
     if args.large && selected(args, "PeakRSS") {
+        // A fresh instance, so memory earlier benchmarks left with the old one does not hide
+        // what this stream needs.
+        let fresh: Arc<dyn StorageDriver> = Arc::new(registry.create_with(name, params, sandbox.clone()).await?);
         let idle = rss_bytes();
         let peak = Arc::new(AtomicU64::new(idle));
         let done = Arc::new(AtomicBool::new(false));
@@ -167,8 +170,7 @@ async fn host_figures(
             })
         };
         let chunk = vec![0x5au8; 1 << 20];
-        let result =
-            regstore_testsuite::bench::stream_repeated(&**driver, "/regstore-bench-rss/1g", &chunk, 1024).await;
+        let result = regstore_testsuite::bench::stream_repeated(&*fresh, "/regstore-bench-rss/1g", &chunk, 1024).await;
         done.store(true, Ordering::SeqCst);
         let _ = sampler.join();
         result?;
