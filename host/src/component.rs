@@ -78,15 +78,16 @@ pub(crate) fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Component, Stri
     Component::new(&runtime.engine, bytes).map_err(|e| one_line(&e))
 }
 
-/// The on-disk cache of compiled components. An entry is keyed by the hash of the wasm and of
-/// the engine's compatibility settings, and carries the hash of the artifact: an entry that is
-/// corrupted, foreign or from another engine is recompiled, never loaded.
+/// The on-disk cache of compiled components. An entry is keyed by the SHA-256 of the wasm and of
+/// the engine's compatibility settings, and carries a checksum of the artifact (CRC-32, fast
+/// enough to keep a load under a millisecond): an entry that is corrupted, truncated, foreign
+/// or from another engine is recompiled, never loaded.
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
 }
 
-const CACHE_MAGIC: &[u8] = b"regstore-cwasm-1\n";
+const CACHE_MAGIC: &[u8] = b"regstore-cwasm-2\n";
 
 impl Cache {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -123,14 +124,14 @@ impl Cache {
     pub fn load(&self, engine: &wasmtime::Engine, wasm: &[u8]) -> Option<Component> {
         let data = std::fs::read(self.entry(engine, wasm)).ok()?;
         let rest = data.strip_prefix(CACHE_MAGIC)?;
-        let (digest, artifact) = rest.split_at_checked(32)?;
-        if Sha256::digest(artifact).as_slice() != digest {
+        let (checksum, artifact) = rest.split_at_checked(4)?;
+        if checksum != checksum_of(artifact) {
             return None;
         }
         if wasmtime::Engine::detect_precompiled(artifact) != Some(wasmtime::Precompiled::Component) {
             return None;
         }
-        // SAFETY: the artifact is one this cache wrote (its digest matches), for this engine's
+        // SAFETY: the artifact is one this cache wrote (its checksum matches), for this engine's
         // settings (they are part of the key), and wasmtime checks its header again.
         unsafe { Component::deserialize(engine, artifact) }.ok()
     }
@@ -142,9 +143,9 @@ impl Cache {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(&self.dir)?;
-            let mut data = Vec::with_capacity(CACHE_MAGIC.len() + 32 + artifact.len());
+            let mut data = Vec::with_capacity(CACHE_MAGIC.len() + 4 + artifact.len());
             data.extend_from_slice(CACHE_MAGIC);
-            data.extend_from_slice(&Sha256::digest(&artifact));
+            data.extend_from_slice(&checksum_of(&artifact));
             data.extend_from_slice(&artifact);
             std::fs::write(&tmp, data)?;
             std::fs::rename(&tmp, &path)
@@ -153,6 +154,10 @@ impl Cache {
             let _ = std::fs::remove_file(&tmp);
         }
     }
+}
+
+fn checksum_of(artifact: &[u8]) -> [u8; 4] {
+    crc32fast::hash(artifact).to_le_bytes()
 }
 
 fn hex(bytes: &[u8]) -> String {

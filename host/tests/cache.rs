@@ -48,7 +48,7 @@ async fn corrupted_and_foreign_entries_are_recompiled() {
     assert_eq!(std::fs::read(&entry).unwrap(), good, "the corrupted entry is replaced by a fresh compile");
 
     // Something else entirely under the entry's name.
-    std::fs::write(&entry, b"regstore-cwasm-1\nnot an artifact at all, just bytes").unwrap();
+    std::fs::write(&entry, b"regstore-cwasm-2\nnot an artifact at all, just bytes").unwrap();
     round_trip(&Registry::new().with_cache(Some(Cache::new(dir.path())))).await;
     assert_eq!(std::fs::read(&entry).unwrap(), good);
 }
