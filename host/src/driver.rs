@@ -75,6 +75,12 @@ impl Driver {
         Driver { inner: Arc::new(Inner { name, pool, walks_by_fallback: OnceLock::new() }) }
     }
 
+    /// How many instances serve this driver now (a pool grows under concurrent calls up to the
+    /// sandbox's `instances`).
+    pub fn instance_count(&self) -> usize {
+        self.inner.pool.lock().unwrap().len()
+    }
+
     /// The instance for the next call: an idle one, or a new one while the pool may grow, or
     /// the least busy.
     async fn instance(&self) -> Result<Arc<Instance>> {

@@ -239,6 +239,38 @@ async fn cli_put_get_walk() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Concurrent calls on a stateless driver spread over a pool of instances; inmemory, whose state
+/// is its memory, keeps one.
+async fn concurrent_calls_use_a_pool() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let fs = open(dir.path()).await;
+    let mem = Registry::new().create("inmemory", &Params::new()).await?;
+    for d in [&fs, &mem] {
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let d = d.clone();
+                tokio::spawn(async move {
+                    let path = format!("/pool/{i}");
+                    let chunk = vec![i as u8; 1 << 20];
+                    let mut w = d.writer(&path, false).await?;
+                    for _ in 0..16 {
+                        w.write(&chunk).await?;
+                    }
+                    w.commit().await?;
+                    d.delete(&path).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+    }
+    assert!(fs.instance_count() > 1, "filesystem ran 8 streams on {} instance(s)", fs.instance_count());
+    assert!(fs.instance_count() <= 8);
+    assert_eq!(mem.instance_count(), 1, "inmemory must keep its single instance");
+    Ok(())
+}
+
 fn trial<F, Fut>(name: &str, f: F) -> Trial
 where
     F: FnOnce() -> Fut + Send + 'static,
@@ -258,6 +290,7 @@ fn main() {
         trial("filesystem::put_content_survives_sigkill", put_content_survives_sigkill),
         trial("filesystem::symlinks_do_not_escape", symlinks_do_not_escape),
         trial("filesystem::cli_put_get_walk", cli_put_get_walk),
+        trial("filesystem::concurrent_calls_use_a_pool", concurrent_calls_use_a_pool),
     ];
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }
