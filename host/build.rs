@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// Crate name in `drivers/` → registration name.
-const BUNDLED: &[(&str, &str)] =
-    &[("regstore-driver-inmemory", "inmemory"), ("regstore-driver-filesystem", "filesystem")];
+const BUNDLED: &[(&str, &str)] = &[
+    ("regstore-driver-inmemory", "inmemory"),
+    ("regstore-driver-filesystem", "filesystem"),
+    ("regstore-driver-s3", "s3"),
+];
 /// Components built for the host's tests only (not bundled): crate → environment variable
 /// that gives the tests its path.
 const TEST_COMPONENTS: &[(&str, &str)] = &[("regstore-driver-hostile", "REGSTORE_HOSTILE_WASM")];

@@ -17,6 +17,7 @@
 
 mod base;
 mod bindings;
+mod bundled;
 mod component;
 mod driver;
 mod engine;

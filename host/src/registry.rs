@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
+use crate::bundled::{bundled_params, bundled_sandbox};
 use crate::component::{Cache, DriverComponent, Origin};
 use crate::driver::Driver;
 use crate::engine::Runtime;
@@ -57,6 +58,13 @@ impl Registry {
         let registry = Self::empty();
         for (name, wasm) in BUNDLED {
             registry.insert(name, Origin::Bundled, Arc::from(*wasm));
+        }
+        // distribution registers its s3 driver under both names; one component serves both.
+        for (alias, name) in crate::bundled::ALIASES {
+            let entry = registry.entries.read().unwrap().get(*name).cloned();
+            if let Some(entry) = entry {
+                registry.entries.write().unwrap().insert(alias.to_string(), entry);
+            }
         }
         registry
     }
@@ -177,64 +185,6 @@ impl Registry {
             Instance::start(self.runtime.clone(), component, sandbox, params, name.to_string()).await?;
         Ok(Driver::new(driver_name, instance))
     }
-}
-
-/// The sandbox a bundled driver needs for its documented parameters, and nothing more.
-fn bundled_sandbox(name: &str, params: &Params) -> Result<Sandbox, Error> {
-    let mut sandbox = Sandbox::default();
-    match name {
-        // Its content lives in its memory: let it use all a 32-bit guest can address.
-        "inmemory" => sandbox.memory_limit = 4 << 30,
-        // Exactly its root directory, created if missing, as distribution does.
-        "filesystem" => {
-            let root = filesystem_root(params)?;
-            std::fs::create_dir_all(&root).map_err(|e| {
-                Error::other("filesystem", format!("cannot create rootdirectory {}: {e}", root.display()))
-            })?;
-            sandbox.dirs.push(root);
-            // It keeps no state in memory: a pool serves concurrent calls in parallel, and an
-            // instance that grew for a large PutContent or GetContent is recycled after it.
-            sandbox.instances = FILESYSTEM_INSTANCES;
-            sandbox.memory_limit = 4 << 30;
-        }
-        _ => {}
-    }
-    Ok(sandbox)
-}
-
-/// How many instances may serve one filesystem driver: enough for the concurrency of a
-/// registry's uploads on a small machine; each is created only when the others are busy.
-const FILESYSTEM_INSTANCES: usize = 8;
-
-/// A bundled driver's parameters as its component must see them.
-fn bundled_params(name: &str, params: &Params) -> Params {
-    let mut params = params.clone();
-    if name == "filesystem" {
-        // The guest sees its root at the host path; a relative one is made absolute here.
-        if let Ok(root) = filesystem_root(&params) {
-            params.insert("rootdirectory".into(), Value::String(root.display().to_string()));
-        }
-    }
-    params
-}
-
-/// The filesystem driver's `rootdirectory`, absolute (default `/var/lib/registry`).
-fn filesystem_root(params: &Params) -> Result<PathBuf, Error> {
-    let root = match params.get("rootdirectory") {
-        None | Some(Value::Null) => "/var/lib/registry".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-        Some(v) => {
-            return Err(Error::InvalidParameter {
-                driver: "filesystem".into(),
-                detail: format!("the rootdirectory parameter should be a string, not {v}"),
-            });
-        }
-    };
-    std::path::absolute(&root).map_err(|e| Error::InvalidParameter {
-        driver: "filesystem".into(),
-        detail: format!("rootdirectory {root:?}: {e}"),
-    })
 }
 
 /// `regstore_driver_foo.wasm` and `foo.wasm` both register as `foo`.

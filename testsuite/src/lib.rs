@@ -11,11 +11,14 @@ pub mod util;
 pub mod bench;
 mod content;
 mod decisions;
+pub mod emulators;
 pub mod native;
+pub mod native_s3;
 pub mod runner;
+pub mod s3native;
 mod streams;
 mod tree;
-mod walk;
+pub mod walk;
 
 use std::sync::Arc;
 

@@ -57,8 +57,7 @@ fn is_temporary(name: &str) -> bool {
     name.contains(TMP_MARK)
 }
 
-/// Creates the parents of `file`; a concurrent prune may remove a fresh parent, so callers
-/// retry once on NotFound.
+/// Creates the parents of `file`.
 fn create_parents(file: &Path) -> io::Result<()> {
     match file.parent() {
         Some(parent) => fs::create_dir_all(parent),
@@ -66,15 +65,16 @@ fn create_parents(file: &Path) -> io::Result<()> {
     }
 }
 
-/// Runs `f` after creating `file`'s parents, again if a concurrent prune removed them.
+/// Runs `f` after creating `file`'s parents, again while a concurrent prune (another
+/// instance deleting the last file of the same directory) removes them in between.
 fn with_parents<T>(file: &Path, mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    create_parents(file)?;
-    match f() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            create_parents(file)?;
-            f()
+    let mut attempts = 0;
+    loop {
+        create_parents(file)?;
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempts < 8 => attempts += 1,
+            other => return other,
         }
-        other => other,
     }
 }
 
@@ -99,13 +99,15 @@ fn remove_stale_temporaries(file: &Path) {
     let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else { return };
     let prefix = format!(".{name}{TMP_MARK}");
     let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let stale = entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix))
-            && entry.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(is_stale);
-        if stale {
-            let _ = fs::remove_file(entry.path());
-        }
+    for entry in entries.flatten().filter(|e| is_stale_temporary(e, &prefix)) {
+        let _ = fs::remove_file(entry.path());
     }
+}
+
+/// A temporary whose name starts with `prefix` and that no live writer can still be using.
+fn is_stale_temporary(entry: &fs::DirEntry, prefix: &str) -> bool {
+    entry.file_name().to_str().is_some_and(|n| n.starts_with(prefix) && is_temporary(n))
+        && entry.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(is_stale)
 }
 
 /// The file behind a key under `root`.
@@ -114,38 +116,38 @@ fn full_path(root: &Path, path: &str) -> PathBuf {
 }
 
 /// Removes the emptied directories above `path`, up to the root (D12). A directory that holds
-/// only stale temporaries counts as empty.
+/// only stale temporaries counts as empty. Only stale temporaries are ever removed here: a
+/// concurrent writer may create a file between our check and the `remove_dir`, and that file
+/// must survive (rmdir of a non-empty directory simply fails).
 fn prune(root: &Path, path: &str) {
     let mut dir = parent_key(path);
     while dir != "/" {
         let full = full_path(root, dir);
-        if fs::remove_dir(&full).is_err() {
-            if !only_stale_temporaries(&full) {
-                return;
-            }
-            if let Ok(entries) = fs::read_dir(&full) {
-                for e in entries.flatten() {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-            if fs::remove_dir(&full).is_err() {
-                return;
-            }
+        let removed =
+            fs::remove_dir(&full).is_ok() || (remove_stale_temporaries_in(&full) && fs::remove_dir(&full).is_ok());
+        if !removed {
+            return;
         }
         dir = parent_key(dir);
     }
 }
 
-fn is_stale(t: SystemTime) -> bool {
-    t.elapsed().is_ok_and(|age| age > STALE_TMP)
+/// Removes the stale temporaries in `dir`; true when nothing else was found there.
+fn remove_stale_temporaries_in(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else { return false };
+    let mut only_stale = true;
+    for e in entries.flatten() {
+        if is_stale_temporary(&e, "") {
+            let _ = fs::remove_file(e.path());
+        } else {
+            only_stale = false;
+        }
+    }
+    only_stale
 }
 
-fn only_stale_temporaries(dir: &Path) -> bool {
-    let Ok(entries) = fs::read_dir(dir) else { return false };
-    entries.flatten().all(|e| {
-        e.file_name().to_str().is_some_and(is_temporary)
-            && e.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(is_stale)
-    })
+fn is_stale(t: SystemTime) -> bool {
+    t.elapsed().is_ok_and(|age| age > STALE_TMP)
 }
 
 /// The parent of a valid key; `/` for a top-level key.

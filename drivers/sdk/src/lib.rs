@@ -12,6 +12,8 @@
 //! ```
 
 mod adapter;
+pub mod flatwalk;
+pub mod keys;
 mod params;
 
 pub use adapter::Component;

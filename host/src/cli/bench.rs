@@ -9,6 +9,7 @@ use clap::Args;
 use regstore::{Registry, StorageDriver};
 use regstore_testsuite::bench::{BenchConfig, Figure};
 use regstore_testsuite::native::{NativeFs, NativeMemory};
+use regstore_testsuite::native_s3::{NativeS3, NativeS3Config};
 use serde_json::Value;
 
 use super::{DriverArgs, Failure};
@@ -38,9 +39,14 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
     let name = args.driver.resolve(registry).await?;
     let mut params = args.driver.params();
     let base = params.get("rootdirectory").and_then(Value::as_str).map(str::to_string);
-    let unique = format!("{}-{}", std::process::id(), Instant::now().elapsed().as_nanos());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let unique = format!("{}-{}", std::process::id(), now.as_nanos());
+    let s3 = matches!(name.as_str(), "s3" | "s3aws");
     if let Some(base) = &base {
         params.insert("rootdirectory".into(), Value::String(format!("{base}/regstore-bench-{unique}")));
+    } else if s3 {
+        // A bucket is shared: the run keeps to a prefix of its own even without a root.
+        params.insert("rootdirectory".into(), Value::String(format!("/regstore-bench-{unique}")));
     }
     let sandbox = args.driver.sandbox(registry, &name, &params)?;
     let driver: Arc<dyn StorageDriver> = Arc::new(registry.create_with(&name, &params, sandbox.clone()).await?);
@@ -50,6 +56,17 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
             NativeFs::new(format!("{base}/regstore-bench-native-{unique}"))
                 .map_err(|e| Failure::Message(format!("native baseline root: {e}")))?,
         )),
+        _ if s3 => {
+            let root =
+                format!("{}/regstore-bench-native-{unique}", base.as_deref().unwrap_or("").trim_end_matches('/'));
+            match native_s3(&params, root) {
+                Ok(n) => Some(Arc::new(n)),
+                Err(why) => {
+                    eprintln!("bench: no native baseline for {name}: {why}");
+                    None
+                }
+            }
+        }
         _ => None,
     };
     let config = BenchConfig {
@@ -94,12 +111,48 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
     if let Some(svg) = &args.svg {
         std::fs::write(svg, chart(&figures)).map_err(|e| Failure::Message(format!("{}: {e}", svg.display())))?;
     }
-    // The roots were emptied by the benchmarks; remove them.
-    if let Some(base) = &base {
+    // The roots were emptied by the benchmarks; remove them (local directories; s3 keeps none).
+    if let (Some(base), false) = (&base, s3) {
         let _ = std::fs::remove_dir_all(format!("{base}/regstore-bench-{unique}"));
         let _ = std::fs::remove_dir_all(format!("{base}/regstore-bench-native-{unique}"));
     }
     Ok(())
+}
+
+/// The s3 driver's native baseline (native aws-sdk-s3) from the driver's parameters, rooted at
+/// `root`: the same endpoint, region, bucket, credentials and chunk size.
+fn native_s3(params: &regstore::Params, root: String) -> Result<NativeS3, String> {
+    let text = |key: &str| match params.get(key) {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
+        _ => None,
+    };
+    let endpoint = text("regionendpoint").ok_or("it needs a regionendpoint (an http:// emulator)")?;
+    let endpoint = if endpoint.contains("://") {
+        endpoint.trim_end_matches('/').to_string()
+    } else {
+        let secure = text("secure").is_none_or(|s| !matches!(s.to_ascii_lowercase().as_str(), "false" | "0"));
+        format!("{}://{}", if secure { "https" } else { "http" }, endpoint.trim_end_matches('/'))
+    };
+    let credential = |key: &str, var: &str| {
+        text(key)
+            .or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
+            .ok_or(format!("no {key} parameter and no {var}"))
+    };
+    let chunk_size = match text("chunksize") {
+        Some(c) => c.parse::<usize>().map_err(|e| format!("chunksize {c:?}: {e}"))?,
+        None => regstore_testsuite::native_s3::DEFAULT_CHUNK_SIZE,
+    };
+    NativeS3::new(NativeS3Config {
+        endpoint,
+        region: text("region").unwrap_or_else(|| "us-east-1".into()),
+        bucket: text("bucket").ok_or("no bucket parameter")?,
+        access_key: credential("accesskey", "AWS_ACCESS_KEY_ID")?,
+        secret_key: credential("secretkey", "AWS_SECRET_ACCESS_KEY")?,
+        root_directory: root,
+        chunk_size,
+    })
+    .map_err(|e| e.to_string())
 }
 
 fn figure(name: &str, driver: &str, wasm: f64, native: Option<f64>, unit: &'static str) -> Figure {
@@ -138,11 +191,15 @@ async fn host_figures(
         out.push(figure("NewInstance", &label, started.elapsed().as_secs_f64() * 1e6 / n as f64, None, "µs"));
     }
     if selected(args, "CallOverhead") {
+        // 5000 calls, or fewer where each call is a network round trip (s3): at least 20, and
+        // no more than `--seconds` once there are.
+        let budget = Duration::from_secs_f64(args.seconds.max(0.01));
         let per_call = |d: Arc<dyn StorageDriver>| async move {
-            let n = 5000;
             let started = Instant::now();
-            for _ in 0..n {
+            let mut n = 0u32;
+            while n < 5000 && (n < 20 || started.elapsed() < budget) {
                 let _ = d.stat("/regstore-bench-missing").await;
+                n += 1;
             }
             started.elapsed().as_secs_f64() * 1e6 / n as f64
         };

@@ -1,0 +1,984 @@
+//! The s3 driver against a real moto server (spec `emulators.md` §3) that this binary installs on
+//! first use (`scripts/emulators install moto`), starts on a free loopback port, and stops at the
+//! end: the conformance suite (`s3::TestList`, ...) with a fresh `rootdirectory` per test, and
+//! distribution's S3-specific tests (spec §5.5) with regstore's decisions, checked through a
+//! native aws-sdk-s3 client where the driver alone cannot tell.
+//!
+//! If moto cannot be installed or started, every trial fails with the reason, unless
+//! `REGSTORE_SKIP_EMULATORS=1` (outside CI) reports them as ignored
+//! (`regstore_testsuite::emulators::require_emulator`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use libtest_mimic::{Arguments, Failed, Trial};
+use regstore::{Driver, Error, ErrorKind, FileWriter, Params, Registry, StorageDriver, WalkControl};
+use regstore_testsuite::bench::BenchConfig;
+use regstore_testsuite::emulators::{MOTO_VERSION, Moto, Unavailable, require_emulator};
+use regstore_testsuite::native_s3::{NativeS3, NativeS3Config};
+use regstore_testsuite::util::{Context, Failure, expect_error, random_contents};
+// walk_test.go's tree, and its pre-order in regstore's component-wise order (D2).
+use regstore_testsuite::walk::{PRE_ORDER, TREE};
+use regstore_testsuite::{Config, DriverFactory, Outcome, ensure, ensure_eq, s3native};
+use serde_json::{Value, json};
+
+const REGION: &str = "us-east-1";
+const MIB: usize = 1 << 20;
+/// distribution's minimum chunk size, which its S3 suite uses.
+const CHUNK_SIZE: usize = 5 * MIB;
+/// TestWriteReadLargeStreams against moto, which keeps everything in memory (distribution: 5 GiB).
+const LARGE_STREAM: u64 = 256 << 20;
+
+/// What the trials share once moto runs.
+struct Env {
+    endpoint: String,
+    bucket: String,
+    registry: Registry,
+    native: aws_sdk_s3::Client,
+    next_root: AtomicU64,
+}
+
+impl Env {
+    /// A fresh root directory, `/regstore-test-N`.
+    fn fresh_root(&self) -> String {
+        format!("/regstore-test-{}", self.next_root.fetch_add(1, Ordering::SeqCst))
+    }
+
+    /// The suite's parameters for a driver rooted at `root` in `bucket`.
+    fn params_in(&self, bucket: &str, root: &str) -> Params {
+        params(json!({
+            "regionendpoint": self.endpoint,
+            "region": REGION,
+            "bucket": bucket,
+            "forcepathstyle": true,
+            "accesskey": "a",
+            "secretkey": "b",
+            "chunksize": CHUNK_SIZE,
+            "rootdirectory": root,
+        }))
+    }
+
+    fn params(&self, root: &str) -> Params {
+        self.params_in(&self.bucket, root)
+    }
+
+    async fn create(&self, params: &Params) -> Result<Driver, Failure> {
+        self.registry.create("s3", params).await.map_err(|e| format!("creating the s3 driver: {e}"))
+    }
+
+    /// A driver over a fresh root, and that root.
+    async fn fresh(&self) -> Result<(Driver, String), Failure> {
+        let root = self.fresh_root();
+        Ok((self.create(&self.params(&root)).await?, root))
+    }
+}
+
+fn params(value: Value) -> Params {
+    value.as_object().cloned().expect("an object")
+}
+
+/// The S3 key of `path` under `root`, as the driver maps it (spec §6.3, key mapping).
+fn key(root: &str, path: &str) -> String {
+    format!("{}{path}", root.trim_end_matches('/')).trim_start_matches('/').to_string()
+}
+
+fn sdk<E: std::error::Error>(what: &str) -> impl FnOnce(E) -> Failure + '_ {
+    move |e| format!("{what}: {}", aws_sdk_s3::error::DisplayErrorContext(e))
+}
+
+/// Checks that `List("/")` is empty, as distribution's TearDownTest requires.
+async fn ensure_clean(d: &Driver) -> Result<(), Failure> {
+    let left = d.list("/").await.ctx("List(\"/\") after the test")?;
+    ensure!(left.is_empty(), "the test left content behind: List(\"/\") = {left:?}");
+    Ok(())
+}
+
+async fn write_all(w: &mut dyn FileWriter, mut data: &[u8]) -> Result<(), Failure> {
+    while !data.is_empty() {
+        let n = w.write(&data[..data.len().min(MIB)]).await.ctx("Write")?;
+        ensure!(n > 0, "Write accepted nothing");
+        data = &data[n..];
+    }
+    Ok(())
+}
+
+/// The multipart uploads in progress whose key starts with `prefix`: (key, upload id).
+async fn uploads_in_progress(env: &Env, prefix: &str) -> Result<Vec<(String, String)>, Failure> {
+    let mut out = Vec::new();
+    let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+    loop {
+        let page = env
+            .native
+            .list_multipart_uploads()
+            .bucket(&env.bucket)
+            .prefix(prefix)
+            .set_key_marker(key_marker.clone())
+            .set_upload_id_marker(id_marker.clone())
+            .send()
+            .await
+            .map_err(sdk("ListMultipartUploads"))?;
+        for u in page.uploads() {
+            out.push((u.key().unwrap_or_default().to_string(), u.upload_id().unwrap_or_default().to_string()));
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            return Ok(out);
+        }
+        key_marker = page.next_key_marker().map(str::to_string);
+        id_marker = page.next_upload_id_marker().map(str::to_string);
+    }
+}
+
+/// The sizes of the parts of an upload in progress, by part number.
+async fn upload_part_sizes(env: &Env, key: &str, upload_id: &str) -> Result<Vec<i64>, Failure> {
+    let mut parts = Vec::new();
+    let mut marker = None::<String>;
+    loop {
+        let page = env
+            .native
+            .list_parts()
+            .bucket(&env.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await
+            .map_err(sdk("ListParts"))?;
+        for p in page.parts() {
+            parts.push((p.part_number().unwrap_or_default(), p.size().unwrap_or_default()));
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        marker = page.next_part_number_marker().map(str::to_string);
+    }
+    parts.sort();
+    Ok(parts.into_iter().map(|(_, size)| size).collect())
+}
+
+/// The sizes of the parts a completed object was assembled from (HeadObject with a part
+/// number), or `None` when it was not a multipart upload.
+async fn object_part_sizes(env: &Env, key: &str) -> Result<Option<Vec<i64>>, Failure> {
+    let head = |n: i32| env.native.head_object().bucket(&env.bucket).key(key).part_number(n).send();
+    let first = head(1).await.map_err(sdk("HeadObject(partNumber=1)"))?;
+    let Some(count) = first.parts_count() else { return Ok(None) };
+    let mut sizes = vec![first.content_length().unwrap_or_default()];
+    for n in 2..=count {
+        sizes.push(head(n).await.map_err(sdk("HeadObject(partNumber)"))?.content_length().unwrap_or_default());
+    }
+    Ok(Some(sizes))
+}
+
+/// S3's and R2's rules for the parts of one upload: every part but the last is at least 5 MiB,
+/// and all of them have the same size (spec §10 item 13).
+fn check_parts(sizes: &[i64], what: &str) -> Result<(), Failure> {
+    if let Some((_, non_last)) = sizes.split_last() {
+        ensure!(
+            non_last.iter().all(|&s| s >= CHUNK_SIZE as i64 && s == non_last[0]),
+            "{what}: the parts other than the last must be equal and at least 5 MiB, got sizes {sizes:?}"
+        );
+    }
+    Ok(())
+}
+
+// ---- distribution's S3 tests (spec §5.5) and regstore's S3 decisions ----
+
+/// Drivers rooted at "" and at "/" must report valid paths (with a leading `/`). In a bucket of
+/// its own, since those roots see the whole bucket.
+async fn empty_root_list(env: Arc<Env>) -> Result<(), Failure> {
+    let bucket = "regstore-empty-root";
+    env.native.create_bucket().bucket(bucket).send().await.map_err(sdk("CreateBucket"))?;
+    let root = env.fresh_root();
+    let rooted = env.create(&env.params_in(bucket, &root)).await?;
+    rooted.put_content("/test", b"contents").await.ctx("PutContent(/test)")?;
+    let mut failures = Vec::new();
+    for top in ["", "/"] {
+        let d = env.create(&env.params_in(bucket, top)).await?;
+        let listed = d.list("/").await.ctx(&format!("List(\"/\") with rootdirectory {top:?}"))?;
+        if listed != [root.clone()] {
+            failures.push(format!("rootdirectory {top:?}: List(\"/\") = {listed:?}, expected [{root:?}]"));
+        }
+        let mut walked = Vec::new();
+        d.walk("/", None, &mut |fi| {
+            walked.push(fi.path.clone());
+            Ok(WalkControl::Continue)
+        })
+        .await
+        .ctx(&format!("Walk(\"/\") with rootdirectory {top:?}"))?;
+        let expected = vec![root.clone(), format!("{root}/test")];
+        if walked != expected {
+            failures.push(format!("rootdirectory {top:?}: Walk(\"/\") = {walked:?}, expected {expected:?}"));
+        }
+        for p in listed.iter().chain(&walked) {
+            if !regstore_api::path::is_valid(p) {
+                failures.push(format!("rootdirectory {top:?}: invalid path {p:?}"));
+            }
+        }
+        let got = d.get_content(&format!("{root}/test")).await.ctx("GetContent through the top-level root")?;
+        ensure!(got == b"contents", "GetContent through rootdirectory {top:?} returned {got:?}");
+    }
+    rooted.delete("/test").await.ctx("Delete(/test)")?;
+    ensure_clean(&rooted).await?;
+    let top = env.create(&env.params_in(bucket, "")).await?;
+    ensure_eq!(top.list("/").await.ctx("List(\"/\") of the emptied bucket")?, Vec::<String>::new(), "List(\"/\")");
+    ensure!(failures.is_empty(), "{}", failures.join("; "));
+    Ok(())
+}
+
+/// distribution's TestDelete: 16 cases over 10 objects; a delete never touches a sibling that
+/// merely shares the prefix (D6).
+async fn delete(env: Arc<Env>) -> Result<(), Failure> {
+    let (d, _) = env.fresh().await?;
+    const OBJECTS: [&str; 10] = [
+        "/file1",
+        "/file1-2",
+        "/folder1/file1",
+        "/folder2/file1",
+        "/folder3/file1",
+        "/folder3/subfolder1/subfolder1/file1",
+        "/folder3/subfolder2/subfolder1/file1",
+        "/folder4/file1",
+        "/folder1-v2/file1",
+        "/folder1-v2/subfolder1/file1",
+    ];
+    let folder3 =
+        vec!["/folder3/file1", "/folder3/subfolder1/subfolder1/file1", "/folder3/subfolder2/subfolder1/file1"];
+    let mut cases: Vec<(String, &str, Vec<&str>, Option<ErrorKind>)> = vec![
+        ("delete folder1".into(), "/folder1", vec!["/folder1/file1"], None),
+        ("delete folder2".into(), "/folder2", vec!["/folder2/file1"], None),
+        ("delete folder3".into(), "/folder3", folder3, None),
+        ("delete path that doesn't exist".into(), "/path/does/not/exist", vec![], Some(ErrorKind::PathNotFound)),
+        ("delete path invalid: trailing slash".into(), "/path/is/invalid/", vec![], Some(ErrorKind::InvalidPath)),
+        (
+            "delete path invalid: trailing special character".into(),
+            "/path/is/invalid*",
+            vec![],
+            Some(ErrorKind::InvalidPath),
+        ),
+    ];
+    for p in OBJECTS {
+        cases.push((format!("delete path:'{p}'"), p, vec![p], None));
+    }
+    ensure_eq!(cases.len(), 16, "the number of cases");
+    let mut issues = Vec::new();
+    for (name, target, expected, error) in &cases {
+        for p in OBJECTS {
+            d.put_content(p, format!("content {p}").as_bytes()).await.ctx(&format!("{name}: PutContent({p})"))?;
+        }
+        let result = d.delete(target).await;
+        match (error, result) {
+            (None, Err(e)) => issues.push(format!("{name}: unexpected error: {e}")),
+            (Some(kind), Ok(())) => issues.push(format!("{name}: expected a {kind:?} error, got success")),
+            (Some(kind), Err(e)) if e.kind() != *kind => {
+                issues.push(format!("{name}: expected a {kind:?} error, got {:?}: {e}", e.kind()))
+            }
+            _ => {}
+        }
+        for p in OBJECTS {
+            match d.stat(p).await {
+                Err(e) if e.is_not_found() => {
+                    if !expected.contains(&p) {
+                        issues.push(format!("{name}: unexpected path was deleted: {p}"));
+                    }
+                }
+                Err(e) => return Err(format!("{name}: Stat({p}): {e}")),
+                Ok(fi) if !fi.is_dir && expected.contains(&p) => {
+                    issues.push(format!("{name}: expected path was not deleted: {p}"))
+                }
+                Ok(_) => {}
+            }
+        }
+    }
+    for p in OBJECTS {
+        match d.delete(p).await {
+            Err(e) if !e.is_not_found() => return Err(format!("cleanup: Delete({p}): {e}")),
+            _ => {}
+        }
+    }
+    ensure_clean(&d).await?;
+    ensure!(issues.is_empty(), "{}", issues.join("; "));
+    Ok(())
+}
+
+/// An empty-directory marker key (`…/_uploads/`, made by other tools) must never surface as a
+/// path with an empty last component (spec §10 item 12; PurgeUploads crashed on it).
+async fn walk_empty_uploads_dir(env: Arc<Env>) -> Result<(), Failure> {
+    let (d, root) = env.fresh().await?;
+    let layer = "/docker/registry/v2/repositories/foo/_layers/sha256/abcd/link";
+    d.put_content(layer, b"sha256:abcd").await.ctx("PutContent(link)")?;
+    d.put_content("/docker/registry/v2/blobs/sha256/ab/abcd/data", b"blob").await.ctx("PutContent(data)")?;
+    let marker = key(&root, "/docker/registry/v2/repositories/foo/_uploads/");
+    env.native
+        .put_object()
+        .bucket(&env.bucket)
+        .key(&marker)
+        .body(Vec::new().into())
+        .send()
+        .await
+        .map_err(sdk("PutObject of the marker"))?;
+    let mut walked = Vec::new();
+    let result = d
+        .walk("/docker/registry/v2", None, &mut |fi| {
+            walked.push(fi.path.clone());
+            Ok(WalkControl::Continue)
+        })
+        .await;
+    let cleanup = d.delete("/docker").await;
+    let _ = env.native.delete_object().bucket(&env.bucket).key(&marker).send().await;
+    result.ctx("Walk(/docker/registry/v2)")?;
+    cleanup.ctx("Delete(/docker)")?;
+    let bad: Vec<&String> = walked.iter().filter(|p| p.ends_with('/') || !regstore_api::path::is_valid(p)).collect();
+    ensure!(bad.is_empty(), "the walk reported paths with an empty last component: {bad:?} (all: {walked:?})");
+    ensure!(walked.iter().any(|p| p == layer), "the walk missed {layer}: {walked:?}");
+    ensure_clean(&d).await
+}
+
+/// What a walk function answers for a path (`Err` stands for an error of its own).
+type Answer = fn(&str) -> Result<WalkControl, ()>;
+/// One TestWalk case: name, from, hint, the walk function, the entries expected in order, and
+/// whether the walk fails.
+type WalkCase = (&'static str, &'static str, Option<&'static str>, Answer, Vec<&'static str>, bool);
+
+/// distribution's S3 TestWalk cases, with regstore's order (D2), and no ancestor re-emitted in
+/// "start late without from".
+async fn walk(env: Arc<Env>) -> Result<(), Failure> {
+    let (d, _) = env.fresh().await?;
+    for p in TREE {
+        d.put_content(p, format!("content {p}").as_bytes()).await.ctx(&format!("PutContent({p})"))?;
+    }
+    let from = |start: &str| PRE_ORDER.iter().skip_while(|p| **p != start).copied().collect::<Vec<_>>();
+    let under = |dir: &str| PRE_ORDER.iter().filter(|p| p.starts_with(&format!("{dir}/"))).copied().collect::<Vec<_>>();
+    let go: Answer = |_| Ok(WalkControl::Continue);
+    let cases: Vec<WalkCase> = vec![
+        ("walk all", "/", None, go, PRE_ORDER.to_vec(), false),
+        (
+            "skip directory",
+            "/",
+            None,
+            |p| Ok(if p == "/folder3" { WalkControl::SkipDir } else { WalkControl::Continue }),
+            PRE_ORDER.iter().filter(|p| !p.starts_with("/folder3/")).copied().collect(),
+            false,
+        ),
+        (
+            "start late without from",
+            "/",
+            Some("/folder3/subfolder1/subfolder1/file1"),
+            go,
+            from("/folder3/subfolder2"),
+            false,
+        ),
+        (
+            "start late with from",
+            "/folder3",
+            Some("/folder3/subfolder1/subfolder1/file1"),
+            go,
+            from("/folder3/subfolder2").into_iter().filter(|p| p.starts_with("/folder3/")).collect(),
+            false,
+        ),
+        ("start after from", "/folder1", Some("/folder2"), go, vec![], false),
+        ("start matches from", "/folder3", Some("/folder3"), go, under("/folder3"), false),
+        ("start doesn't exist", "/folder3", Some("/folder3/notafolder/notafile"), go, under("/folder3"), false),
+        (
+            "stop early",
+            "/",
+            None,
+            |p| Ok(if p == "/folder1/file1" { WalkControl::Stop } else { WalkControl::Continue }),
+            vec!["/file1", "/folder1", "/folder1/file1"],
+            false,
+        ),
+        ("error", "/", None, |_| Err(()), vec!["/file1"], true),
+        ("from folder", "/folder1", None, go, vec!["/folder1/file1"], false),
+    ];
+    let mut issues = Vec::new();
+    for (name, start, hint, answer, expected, fails) in cases {
+        let mut walked = Vec::new();
+        let mut bad_info = Vec::new();
+        let result = d
+            .walk(start, hint, &mut |fi| {
+                walked.push(fi.path.clone());
+                let is_file = TREE.contains(&fi.path.as_str());
+                let size = if is_file { format!("content {}", fi.path).len() as u64 } else { 0 };
+                if fi.is_dir == is_file || (is_file && fi.size != size) {
+                    bad_info.push(format!("{} (is_dir {}, size {})", fi.path, fi.is_dir, fi.size));
+                }
+                answer(&fi.path).map_err(|()| Error::other("test", "foo"))
+            })
+            .await;
+        match (fails, result) {
+            (false, Err(e)) => issues.push(format!("{name}: unexpected error: {e}")),
+            (true, Ok(())) => issues.push(format!("{name}: expected the walk function's error, got success")),
+            (true, Err(e)) if e != Error::other("test", "foo") => {
+                issues.push(format!("{name}: expected the walk function's error as it is, got {e}"))
+            }
+            _ => {}
+        }
+        if walked != expected {
+            issues.push(format!("{name}: walked {walked:?}, expected {expected:?}"));
+        }
+        if !bad_info.is_empty() {
+            issues.push(format!("{name}: wrong FileInfo for {bad_info:?}"));
+        }
+    }
+    for top in ["/file1", "/folder1", "/folder1-suffix", "/folder2", "/folder3", "/folder4"] {
+        d.delete(top).await.ctx(&format!("Delete({top})"))?;
+    }
+    ensure_clean(&d).await?;
+    ensure!(issues.is_empty(), "{}", issues.join("; "));
+    Ok(())
+}
+
+/// 1005 files in one directory: List and Delete must page past 1000 keys.
+async fn over_thousand_blobs(env: Arc<Env>) -> Result<(), Failure> {
+    let (d, _) = env.fresh().await?;
+    let results: Vec<Result<(), Error>> = futures::stream::iter(0..1005)
+        .map(|i| {
+            let d = d.clone();
+            async move { d.put_content(&format!("/thousandfiletest/file{i}"), b"contents").await }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    for r in results {
+        r.ctx("PutContent")?;
+    }
+    let listed = d.list("/thousandfiletest").await.ctx("List(/thousandfiletest)")?;
+    ensure_eq!(listed.len(), 1005, "the number of files listed");
+    d.delete("/thousandfiletest").await.ctx("Delete(/thousandfiletest)")?;
+    expect_error(d.stat("/thousandfiletest").await, ErrorKind::PathNotFound, d.name(), "Stat after the Delete")?;
+    ensure_clean(&d).await
+}
+
+/// Move of an object above `multipartcopythresholdsize` (5 MiB here, to stay fast): a multipart
+/// copy of ceil(size / multipartcopychunksize) parts; nothing left in progress.
+async fn move_with_multipart_copy(env: Arc<Env>) -> Result<(), Failure> {
+    let root = env.fresh_root();
+    let mut p = env.params(&root);
+    p.insert("multipartcopythresholdsize".into(), json!(5 * MIB));
+    p.insert("multipartcopychunksize".into(), json!(5 * MIB));
+    let d = env.create(&p).await?;
+    let contents = random_contents(2 * 5 * MIB + 1234);
+    d.put_content("/source", &contents).await.ctx("PutContent(/source)")?;
+    d.move_file("/source", "/dest").await.ctx("Move(/source, /dest)")?;
+    let got = d.get_content("/dest").await.ctx("GetContent(/dest)")?;
+    let parts = object_part_sizes(&env, &key(&root, "/dest")).await;
+    let source = d.get_content("/source").await;
+    let left = uploads_in_progress(&env, &key(&root, "/")).await;
+    d.delete("/dest").await.ctx("Delete(/dest)")?;
+    ensure!(got == contents, "the moved content differs ({} bytes read, {} written)", got.len(), contents.len());
+    expect_error(source, ErrorKind::PathNotFound, d.name(), "GetContent(/source) after the Move")?;
+    let left = left?;
+    ensure!(left.is_empty(), "multipart uploads left in progress after the Move: {left:?}");
+    match parts? {
+        Some(sizes) => ensure_eq!(sizes.len(), 3, "the number of parts of the copy (sizes {sizes:?})"),
+        None => return Err("the destination was not assembled by a multipart copy".into()),
+    }
+    ensure_clean(&d).await
+}
+
+/// distribution's TestListObjectsV2: Stat, List and Walk over 6 files and a subdirectory.
+async fn list_objects_v2(env: Arc<Env>) -> Result<(), Failure> {
+    let (d, _) = env.fresh().await?;
+    let prefix = "/test-list-objects-v2";
+    let files: Vec<String> = (0..6).map(|i| format!("{prefix}/{i}")).collect();
+    for p in &files {
+        d.put_content(p, p.as_bytes()).await.ctx(&format!("PutContent({p})"))?;
+    }
+    let fi = d.stat(&files[0]).await.ctx("Stat")?;
+    ensure!(!fi.is_dir && fi.size == files[0].len() as u64 && fi.path == files[0], "Stat({}) = {fi:?}", files[0]);
+    let sub = format!("{prefix}/sub/0");
+    d.put_content(&sub, sub.as_bytes()).await.ctx("PutContent(sub/0)")?;
+    let mut expected: Vec<String> = files.clone();
+    expected.push(format!("{prefix}/sub"));
+    ensure_eq!(d.list(prefix).await.ctx("List")?, expected, "List (sorted, D11)");
+    let mut walked = Vec::new();
+    let mut bad = Vec::new();
+    d.walk(prefix, None, &mut |fi| {
+        walked.push(fi.path.clone());
+        let dir = fi.path == format!("{prefix}/sub");
+        if fi.is_dir != dir || (!dir && fi.size != fi.path.len() as u64) {
+            bad.push(fi.clone());
+        }
+        Ok(WalkControl::Continue)
+    })
+    .await
+    .ctx("Walk")?;
+    expected.push(sub);
+    ensure_eq!(walked, expected, "Walk (component-wise, D2)");
+    ensure!(bad.is_empty(), "unexpected FileInfo from the walk: {bad:?}");
+    d.delete(prefix).await.ctx("Delete")?;
+    ensure_clean(&d).await
+}
+
+/// `storageclass` NONE, STANDARD and REDUCED_REDUNDANCY: GetObject reports the class, except for
+/// STANDARD, which S3 does not report.
+async fn storage_class(env: Arc<Env>) -> Result<(), Failure> {
+    use aws_sdk_s3::types::StorageClass;
+    let root = env.fresh_root();
+    let mut last = None;
+    for class in ["NONE", "STANDARD", "REDUCED_REDUNDANCY"] {
+        let mut p = env.params(&root);
+        p.insert("storageclass".into(), json!(class));
+        let d = env.create(&p).await?;
+        let path = format!("/test-{class}");
+        d.put_content(&path, b"contents").await.ctx(&format!("PutContent with storage class {class}"))?;
+        let object = env.native.get_object().bucket(&env.bucket).key(key(&root, &path)).send().await;
+        d.delete(&path).await.ctx("Delete")?;
+        let object = object.map_err(sdk("GetObject"))?;
+        let got = object.storage_class().cloned();
+        match class {
+            "STANDARD" => ensure!(got.is_none(), "storage class STANDARD: GetObject reported {got:?}"),
+            "REDUCED_REDUNDANCY" => ensure_eq!(got, Some(StorageClass::ReducedRedundancy), "storage class of {path}"),
+            _ => {}
+        }
+        last = Some(d);
+    }
+    ensure_clean(&last.expect("three drivers")).await
+}
+
+/// A writer resumed by two later driver instances with the same parameters (the registry's
+/// chunked upload across requests): sizes, content, and S3's part rules on what is stored.
+async fn resume_across_instances(env: Arc<Env>) -> Result<(), Failure> {
+    let root = env.fresh_root();
+    let p = env.params(&root);
+    let path = "/uploads/resumed";
+    let object = key(&root, path);
+    let data = random_contents(11 * MIB + 1);
+    let check_open = |when: &'static str| {
+        let (env, object) = (env.clone(), object.clone());
+        async move {
+            for (k, id) in uploads_in_progress(&env, &object).await? {
+                if k == object {
+                    check_parts(&upload_part_sizes(&env, &k, &id).await?, &format!("{when}, upload {id}"))?;
+                }
+            }
+            Ok::<(), Failure>(())
+        }
+    };
+
+    let a = env.create(&p).await?;
+    let mut w = a.writer(path, false).await.ctx("Writer on instance A")?;
+    write_all(&mut *w, &data[..7 * MIB]).await?;
+    w.close().await.ctx("Close on instance A")?;
+    drop((w, a));
+    check_open("after A's Close").await?;
+
+    let b = env.create(&p).await?;
+    let mut w = b.writer(path, true).await.ctx("Writer(append) on instance B")?;
+    ensure_eq!(w.size(), 7 * MIB as u64, "Size on resuming on instance B");
+    write_all(&mut *w, &data[7 * MIB..11 * MIB]).await?;
+    w.close().await.ctx("Close on instance B")?;
+    drop((w, b));
+    check_open("after B's Close").await?;
+
+    let c = env.create(&p).await?;
+    let mut w = c.writer(path, true).await.ctx("Writer(append) on instance C")?;
+    ensure_eq!(w.size(), 11 * MIB as u64, "Size on resuming on instance C");
+    write_all(&mut *w, &data[11 * MIB..]).await?;
+    w.commit().await.ctx("Commit on instance C")?;
+    w.close().await.ctx("Close after Commit")?;
+    drop(w);
+
+    let got = c.get_content(path).await.ctx("GetContent")?;
+    let parts = object_part_sizes(&env, &object).await;
+    let left = uploads_in_progress(&env, &object).await;
+    c.delete("/uploads").await.ctx("Delete")?;
+    ensure!(
+        got == data,
+        "GetContent returned {} bytes that differ from the {} written in order",
+        got.len(),
+        data.len()
+    );
+    if let Some(sizes) = parts? {
+        check_parts(&sizes, "the committed object")?;
+    }
+    let left = left?;
+    ensure!(left.is_empty(), "multipart uploads left in progress after Commit: {left:?}");
+    ensure_clean(&c).await
+}
+
+/// D4: appending to committed, non-empty content is refused with an error of kind other that
+/// names the path, and the content stays as it was.
+async fn append_to_committed_is_refused(env: Arc<Env>) -> Result<(), Failure> {
+    let (d, _) = env.fresh().await?;
+    let path = "/committed/blob";
+    let content = random_contents(64);
+    d.put_content(path, &content).await.ctx("PutContent")?;
+    let result = d.writer(path, true).await.map(|_| ());
+    let got = d.get_content(path).await.ctx("GetContent");
+    d.delete("/committed").await.ctx("Delete")?;
+    let e = expect_error(result, ErrorKind::Other, d.name(), "Writer(append) on committed content")?;
+    ensure!(e.to_string().contains(path), "the error must name the path {path}: {e}");
+    ensure!(got? == content, "a refused append changed the content");
+    ensure_clean(&d).await
+}
+
+/// RedirectURL: presigned GET and HEAD URLs that work as they are (D10); none for PUT.
+async fn redirect_url(env: Arc<Env>) -> Result<(), Failure> {
+    let (d, _) = env.fresh().await?;
+    let path = "/redirect/blob";
+    let content = random_contents(4321);
+    d.put_content(path, &content).await.ctx("PutContent")?;
+    let outcome = async {
+        let client =
+            reqwest::Client::builder().no_proxy().build().map_err(|e| format!("building the HTTP client: {e}"))?;
+        let get = d.redirect_url("GET", path).await.ctx("RedirectURL(GET)")?.ok_or("RedirectURL(GET) gave no URL")?;
+        let response = client.get(&get).send().await.map_err(|e| format!("GET {get}: {e}"))?;
+        ensure_eq!(response.status().as_u16(), 200, "the status of GET {get}");
+        let body = response.bytes().await.map_err(|e| format!("reading GET {get}: {e}"))?;
+        ensure!(body[..] == content[..], "GET {get} returned {} bytes that differ from the content", body.len());
+        let head =
+            d.redirect_url("HEAD", path).await.ctx("RedirectURL(HEAD)")?.ok_or("RedirectURL(HEAD) gave no URL")?;
+        let response = client.head(&head).send().await.map_err(|e| format!("HEAD {head}: {e}"))?;
+        ensure_eq!(response.status().as_u16(), 200, "the status of HEAD {head}");
+        let length = response.headers().get("content-length").and_then(|v| v.to_str().ok()).map(str::to_string);
+        ensure_eq!(length, Some(content.len().to_string()), "Content-Length of HEAD {head}");
+        let put = d.redirect_url("PUT", path).await.ctx("RedirectURL(PUT)")?;
+        ensure!(put.is_none(), "RedirectURL(PUT) must give no URL, got {put:?}");
+        Ok::<(), Failure>(())
+    }
+    .await;
+    d.delete("/redirect").await.ctx("Delete")?;
+    outcome?;
+    ensure_clean(&d).await
+}
+
+/// Bad parameters are refused with invalid-parameter errors and distribution's texts.
+async fn parameters(env: Arc<Env>) -> Result<(), Failure> {
+    let base = env.params(&env.fresh_root());
+    env.create(&base).await.map_err(|e| format!("the suite's own parameters: {e}"))?;
+    let with = |changes: &[(&str, Option<Value>)]| {
+        let mut p = base.clone();
+        for (k, v) in changes {
+            match v {
+                Some(v) => p.insert(k.to_string(), v.clone()),
+                None => p.remove(*k),
+            };
+        }
+        p
+    };
+    let cases: Vec<(&str, Params, &str)> = vec![
+        ("missing bucket", with(&[("bucket", None)]), "no bucket parameter provided"),
+        (
+            "missing region without regionendpoint",
+            with(&[("region", None), ("regionendpoint", None)]),
+            "no region parameter provided",
+        ),
+        ("chunksize 1", with(&[("chunksize", Some(json!(1)))]), "chunksize"),
+        ("storageclass bogus", with(&[("storageclass", Some(json!("bogus")))]), "storageclass"),
+        ("objectacl bogus", with(&[("objectacl", Some(json!("bogus")))]), "objectacl"),
+        ("v4auth false", with(&[("v4auth", Some(json!(false)))]), "v4"),
+        (
+            "redirectendpoint with a path",
+            with(&[("redirectendpoint", Some(json!("http://127.0.0.1:1/base")))]),
+            "redirectendpoint cannot contain a base path",
+        ),
+    ];
+    let mut issues = Vec::new();
+    for (name, p, text) in cases {
+        let result = env.registry.create("s3", &p).await.map(|_| ());
+        match expect_error(result, ErrorKind::InvalidParameter, "s3", name) {
+            Ok(e) if !e.to_string().contains(text) => issues.push(format!("{name}: the error must say {text:?}: {e}")),
+            Ok(_) => {}
+            Err(why) => issues.push(why),
+        }
+    }
+    ensure!(issues.is_empty(), "{}", issues.join("; "));
+    Ok(())
+}
+
+/// The host grants the driver its endpoint alone: with a grant for another authority, the first
+/// request is refused before it leaves, and the error says so (not a timeout).
+async fn refused_outside_grant(env: Arc<Env>) -> Result<(), Failure> {
+    let params = env.params(&env.fresh_root());
+    let mut sandbox = env.registry.sandbox_for("s3", &params).map_err(|e| format!("sandbox_for: {e}"))?;
+    let port = env.endpoint.rsplit(':').next().unwrap_or_default().to_string();
+    ensure_eq!(sandbox.hosts, vec![format!("127.0.0.1:{port}")], "the bundled grant: the endpoint's authority only");
+    sandbox.hosts = vec!["127.0.0.1:1".into()];
+    let d = env.registry.create_with("s3", &params, sandbox).await.ctx("create_with")?;
+    let started = std::time::Instant::now();
+    let e = expect_error(d.stat("/a").await.map(|_| ()), ErrorKind::Other, d.name(), "Stat outside the grant")?;
+    let text = e.to_string();
+    ensure!(
+        text.contains("refused") && text.contains(&env.endpoint),
+        "the error must say the host refused {}: {text}",
+        env.endpoint
+    );
+    ensure!(started.elapsed() < Duration::from_secs(10), "a refusal must be quick, took {:?}", started.elapsed());
+    Ok(())
+}
+
+/// `regstore stat` against a loopback port where nothing listens fails fast, naming the
+/// endpoint, without a panic (the issue's acceptance: within 10 seconds).
+async fn unreachable_endpoint(_env: Arc<Env>) -> Result<(), Failure> {
+    let port = regstore_testsuite::emulators::free_port().map_err(|e| format!("a free port: {e}"))?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    let region_endpoint = format!("regionendpoint={endpoint}");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_regstore"))
+            .args(["stat", "--driver", "s3", "--param", &region_endpoint])
+            .args(["--param", "region=us-east-1", "--param", "bucket=b", "--param", "forcepathstyle=true"])
+            .args(["--param", "accesskey=a", "--param", "secretkey=b", "/docker"])
+            .output()
+    })
+    .await
+    .map_err(|e| format!("running regstore: {e}"))?
+    .map_err(|e| format!("running regstore: {e}"))?;
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "stat against a dead endpoint must fail");
+    ensure!(stderr.contains(&endpoint), "the error must name {endpoint}: {stderr}");
+    ensure!(!stderr.contains("panicked"), "regstore panicked: {stderr}");
+    ensure!(took < Duration::from_secs(10), "took {took:?} (limit 10 s): {stderr}");
+    Ok(())
+}
+
+/// `redirectendpoint` replaces the scheme and host of redirect URLs before they are signed:
+/// here another name for the same moto, so the URL must still work.
+async fn redirect_endpoint(env: Arc<Env>) -> Result<(), Failure> {
+    let root = env.fresh_root();
+    let mut params = env.params(&root);
+    let other = env.endpoint.replace("127.0.0.1", "localhost");
+    params.insert("redirectendpoint".into(), json!(other));
+    let d = env.create(&params).await?;
+    let content = random_contents(100);
+    d.put_content("/r/blob", &content).await.ctx("PutContent")?;
+    let outcome = async {
+        let url = d.redirect_url("GET", "/r/blob").await.ctx("RedirectURL")?.ok_or("no URL")?;
+        ensure!(url.starts_with(&format!("{other}/")), "the URL must start with {other}/: {url}");
+        let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+        let body = client.get(&url).send().await.map_err(|e| format!("GET {url}: {e}"))?.bytes().await;
+        ensure!(body.map_err(|e| e.to_string())?[..] == content[..], "GET {url} returned other bytes");
+        Ok::<(), Failure>(())
+    }
+    .await;
+    d.delete("/r").await.ctx("Delete")?;
+    outcome?;
+    ensure_clean(&d).await
+}
+
+/// The conformance tests that cover what the benchmarks do: the native baseline must pass them,
+/// so the figures compare like with like.
+const BENCHED: [&str; 5] = ["TestWriteRead4", "TestWriteReadStreams4", "TestList", "TestDeleteFolder", "TestTruncate"];
+
+/// The native aws-sdk-s3 baseline (`regstore_testsuite::native_s3`) over a fresh root.
+fn native_sdk(env: &Env) -> Result<Arc<dyn StorageDriver>, Error> {
+    let native = NativeS3::new(NativeS3Config {
+        endpoint: env.endpoint.clone(),
+        region: REGION.into(),
+        bucket: env.bucket.clone(),
+        access_key: "a".into(),
+        secret_key: "b".into(),
+        root_directory: env.fresh_root(),
+        chunk_size: CHUNK_SIZE,
+    })?;
+    Ok(Arc::new(native))
+}
+
+/// distribution's PutGet 1 KiB and Stream 1 MiB benchmarks on this moto, against the wasm
+/// driver and against native aws-sdk-s3 in this process, with the figures and ratios printed.
+/// Only that both sides ran is checked: timings on a shared machine are no test.
+async fn bench_against_native_sdk(env: Arc<Env>) -> Result<(), Failure> {
+    let factory: DriverFactory = {
+        let env = env.clone();
+        Arc::new(move || {
+            let env = env.clone();
+            Box::pin(async move { native_sdk(&env) })
+        })
+    };
+    let config = Arc::new(Config { short: true, ..Config::default() });
+    for test in regstore_testsuite::all().into_iter().filter(|t| BENCHED.contains(&t.name.as_str())) {
+        match regstore_testsuite::run_test(&test, &factory, config.clone()).await {
+            Ok(Outcome::Passed(_)) => {}
+            other => return Err(format!("the native baseline fails {}: {other:?}", test.name)),
+        }
+    }
+
+    let (wasm, _) = env.fresh().await?;
+    let wasm: Arc<dyn StorageDriver> = Arc::new(wasm);
+    let native = native_sdk(&env).map_err(|e| format!("creating the native baseline: {e}"))?;
+    for (name, size) in [("BenchmarkPutGet1KBFiles", 1usize << 10), ("BenchmarkStream1MBFiles", MIB)] {
+        let bench = BenchConfig { target: Duration::from_millis(300), large: false, filter: Some(name.into()) };
+        let figures = regstore_testsuite::bench::run(wasm.clone(), Some(native.clone()), &bench, |_| {})
+            .await
+            .ctx(&format!("{name} on the native baseline"))?;
+        let [f] = figures.as_slice() else {
+            return Err(format!("{name}: expected one figure, got {figures:?} (the wasm side failed?)"));
+        };
+        let native_figure = f.native.ok_or(format!("{name}: the native side gave no figure"))?;
+        ensure!(
+            f.wasm.is_finite() && f.wasm > 0.0 && native_figure.is_finite() && native_figure > 0.0,
+            "{name}: figures must be positive: {f:?}"
+        );
+        let ops = |mb_per_s: f64| mb_per_s * 1e6 / size as f64;
+        println!(
+            "s3 bench {name}: wasm {:.2} {unit} ({:.0} ops/s), native {:.2} {unit} ({:.0} ops/s), ratio {:.2}",
+            f.wasm,
+            ops(f.wasm),
+            native_figure,
+            ops(native_figure),
+            f.ratio().unwrap_or(f64::NAN),
+            unit = f.unit
+        );
+    }
+    ensure_eq!(wasm.list("/").await.ctx("List(\"/\") of the wasm root")?, Vec::<String>::new(), "the wasm root");
+    ensure_eq!(native.list("/").await.ctx("List(\"/\") of the native root")?, Vec::<String>::new(), "the native root");
+    Ok(())
+}
+
+type S3Test = fn(Arc<Env>) -> BoxFuture<'static, Result<(), Failure>>;
+
+/// The S3-specific trials, in spec §5.5's order, then regstore's. distribution's S3 TestDelete
+/// and a RedirectURL test share their names with tests of the shared suite: those two are
+/// `TestS3…` here.
+fn specific() -> Vec<(&'static str, S3Test)> {
+    vec![
+        ("TestEmptyRootList", |e| Box::pin(empty_root_list(e))),
+        ("TestS3Delete", |e| Box::pin(delete(e))),
+        ("TestWalkEmptyUploadsDir", |e| Box::pin(walk_empty_uploads_dir(e))),
+        ("TestWalk", |e| Box::pin(walk(e))),
+        ("TestOverThousandBlobs", |e| Box::pin(over_thousand_blobs(e))),
+        ("TestMoveWithMultipartCopy", |e| Box::pin(move_with_multipart_copy(e))),
+        ("TestListObjectsV2", |e| Box::pin(list_objects_v2(e))),
+        ("TestStorageClass", |e| Box::pin(storage_class(e))),
+        ("TestResumeAcrossInstances", |e| Box::pin(resume_across_instances(e))),
+        ("TestAppendToCommittedIsRefused", |e| Box::pin(append_to_committed_is_refused(e))),
+        ("TestS3RedirectURL", |e| Box::pin(redirect_url(e))),
+        ("TestParams", |e| Box::pin(parameters(e))),
+        ("TestRefusedOutsideGrant", |e| Box::pin(refused_outside_grant(e))),
+        ("TestUnreachableEndpoint", |e| Box::pin(unreachable_endpoint(e))),
+        ("TestRedirectEndpoint", |e| Box::pin(redirect_endpoint(e))),
+        ("BenchAgainstNativeSdk", |e| Box::pin(bench_against_native_sdk(e))),
+    ]
+}
+
+// ---- the harness ----
+
+/// moto running with the suite's bucket, or why the trials cannot run.
+enum State {
+    Ready(Arc<Env>),
+    Unavailable(String),
+}
+
+type Shared = Arc<OnceLock<State>>;
+
+fn env_of(shared: &Shared) -> Result<Arc<Env>, Failed> {
+    match shared.get() {
+        Some(State::Ready(env)) => Ok(env.clone()),
+        Some(State::Unavailable(reason)) => Err(reason.as_str().into()),
+        None => Err("moto was not started".into()),
+    }
+}
+
+/// A fresh driver over a fresh root for each conformance test.
+fn factory(env: Arc<Env>) -> DriverFactory {
+    Arc::new(move || {
+        let env = env.clone();
+        Box::pin(async move {
+            let driver = env.registry.create("s3", &env.params(&env.fresh_root())).await?;
+            Ok(Arc::new(driver) as Arc<dyn StorageDriver>)
+        })
+    })
+}
+
+fn trials(shared: &Shared, runtime: &Arc<tokio::runtime::Runtime>, config: &Arc<Config>, ignored: bool) -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for test in regstore_testsuite::all() {
+        let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.clone());
+        let name = format!("s3::{}", test.name);
+        trials.push(
+            Trial::test(name, move || {
+                let factory = factory(env_of(&shared)?);
+                match runtime.block_on(regstore_testsuite::run_test(&test, &factory, config)) {
+                    Ok(Outcome::Passed(_)) => Ok(()),
+                    Ok(Outcome::Skipped(why)) => Err(Failed::from(format!("skipped where it must run: {why}"))),
+                    Err(why) => Err(Failed::from(why)),
+                }
+            })
+            .with_ignored_flag(ignored),
+        );
+    }
+    for (name, test) in specific() {
+        let (shared, runtime) = (shared.clone(), runtime.clone());
+        trials.push(
+            Trial::test(format!("s3::{name}"), move || {
+                let env = env_of(&shared)?;
+                runtime.block_on(test(env)).map_err(Failed::from)
+            })
+            .with_ignored_flag(ignored),
+        );
+    }
+    trials
+}
+
+/// Starts moto and creates the suite's bucket.
+fn start(runtime: &tokio::runtime::Runtime) -> Result<(Moto, Arc<Env>), String> {
+    let moto = Moto::start()?;
+    eprintln!(
+        "s3: moto {MOTO_VERSION} ready on {} in {:.2} s (pid {}, log {})",
+        moto.endpoint,
+        moto.ready_in.as_secs_f64(),
+        moto.pid(),
+        moto.log().display()
+    );
+    let bucket = "regstore-test".to_string();
+    runtime.block_on(moto.create_bucket(&bucket))?;
+    let env = Env {
+        endpoint: moto.endpoint.clone(),
+        native: s3native::client(&moto.endpoint, REGION, "a", "b"),
+        bucket,
+        registry: Registry::new(),
+        next_root: AtomicU64::new(0),
+    };
+    Ok((moto, Arc::new(env)))
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let runtime = Arc::new(tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap());
+    let config = Arc::new(Config { large_stream_size: LARGE_STREAM, ..Config::default() });
+    let shared: Shared = Arc::default();
+    let mut all = trials(&shared, &runtime, &config, false);
+    let mut names: Vec<&str> = all.iter().map(|t| t.name()).collect();
+    names.sort();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        panic!("two trials are named {}", w[0]);
+    }
+    // moto is started only when a trial will run (not for `--list`, nor for a filter that selects
+    // none of these trials).
+    let wanted = !args.list && all.iter().any(|t| !args.is_filtered_out(t));
+    let mut moto = None;
+    let mut ignored = None;
+    if wanted {
+        match start(&runtime) {
+            Ok((m, env)) => {
+                println!("s3: TestWriteReadLargeStreams uses {} MiB against moto", LARGE_STREAM >> 20);
+                moto = Some(m);
+                let _ = shared.set(State::Ready(env));
+            }
+            Err(error) => match require_emulator("moto (S3)", &error) {
+                Unavailable::Fail(reason) => {
+                    let _ = shared.set(State::Unavailable(reason));
+                }
+                Unavailable::Ignore(reason) => {
+                    let _ = shared.set(State::Unavailable(reason.clone()));
+                    all = trials(&shared, &runtime, &config, true);
+                    ignored = Some(reason);
+                }
+            },
+        }
+    }
+    let conclusion = libtest_mimic::run(&args, all);
+    // `exit` skips destructors: stop moto first.
+    if let Some(m) = moto {
+        let (port, pid) = (m.port, m.pid());
+        let took = m.stop();
+        println!("s3: moto {MOTO_VERSION} on 127.0.0.1:{port} (pid {pid}) stopped in {:.2} s", took.as_secs_f64());
+    }
+    if let Some(reason) = ignored {
+        eprintln!("s3: every s3 test was IGNORED, not run: {reason}");
+    }
+    conclusion.exit();
+}
