@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use crate::bindings::{DRIVER_INTERFACE, StorageDriverPre, WIT_PACKAGE, WIT_VERSION};
+use crate::bindings::{DRIVER_INTERFACE, SUPPORTED_VERSIONS, WIT_PACKAGE, v0_1, v0_2};
 use crate::engine::Runtime;
-use crate::sandbox::HostState;
+use crate::guest::Pre;
+use crate::sandbox::Grants;
 use regstore_api::Error;
 
 /// Where a registered driver comes from.
@@ -31,7 +32,7 @@ impl std::fmt::Display for Origin {
 
 /// A compiled, linked driver component.
 pub struct DriverComponent {
-    pub(crate) pre: StorageDriverPre<HostState>,
+    pub(crate) pre: Pre,
     /// The version of the contract the component was built against.
     pub wit_version: String,
 }
@@ -56,16 +57,117 @@ impl DriverComponent {
     }
 
     fn link(runtime: &Runtime, component: Component) -> Result<Self, String> {
-        let fail = |reason: String| reason;
-        let wit_version = contract_version(runtime, &component).map_err(fail)?;
+        let (wit_version, supported) = contract_version(runtime, &component)?;
         let pre = runtime
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| fail(format!("it needs what a driver may not import: {}", one_line(&e))))?;
-        let pre = StorageDriverPre::new(pre).map_err(|e| fail(one_line(&e)))?;
+            .map_err(|e| format!("it needs what a driver may not import: {}", one_line(&e)))?;
+        let bad_exports =
+            |e: wasmtime::Error| format!("its exports do not match {WIT_PACKAGE}@{wit_version}: {}", one_line(&e));
+        let pre = match supported {
+            "0.1.0" => Pre::V0_1(v0_1::StorageDriverPre::new(pre).map_err(bad_exports)?),
+            _ => Pre::V0_2(v0_2::StorageDriverPre::new(pre).map_err(bad_exports)?),
+        };
         Ok(DriverComponent { pre, wit_version })
     }
+
+    /// Instantiates the component once in a store that grants nothing and type-checks every
+    /// export against the contract version it claims: a mismatch is refused here, at load,
+    /// naming the function and both types, rather than at the first call.
+    pub(crate) async fn check_exports(&self, runtime: &Runtime, source: &str) -> Result<(), Error> {
+        let fail = |reason: String| Error::Load { source_name: source.to_string(), reason };
+        let grants = Grants::nothing(crate::describe::DEFAULT_MEMORY as usize);
+        let mut store = crate::instance::new_store(runtime, &grants).map_err(fail)?;
+        let pre = match &self.pre {
+            Pre::V0_1(pre) => pre.instance_pre(),
+            Pre::V0_2(pre) => pre.instance_pre(),
+        };
+        let instance = match tokio::time::timeout(grants.call_deadline, pre.instantiate_async(&mut store)).await {
+            Ok(Ok(instance)) => instance,
+            Ok(Err(e)) => return Err(fail(format!("instantiating it failed: {}", one_line(&e)))),
+            Err(_) => return Err(fail("instantiating it did not finish within 30s".into())),
+        };
+        let checked = match &self.pre {
+            Pre::V0_1(_) => check_signatures!(v0_1, instance, &mut store, &self.wit_version),
+            Pre::V0_2(_) => check_signatures!(v0_2, instance, &mut store, &self.wit_version).and_then(|()| {
+                let iface = interface(&instance, &mut store, &self.wit_version)?;
+                type D = v0_2::exports::registry::storage::types::Description;
+                type E = v0_2::exports::registry::storage::types::Error;
+                signature!(instance, &mut store, &iface, "describe", (String,), (Result<D, E>,));
+                Ok(())
+            }),
+        };
+        checked.map_err(|reason| fail(format!("its exports do not match {WIT_PACKAGE}@{}: {reason}", self.wit_version)))
+    }
 }
+
+/// The exported driver interface of `instance`.
+fn interface(
+    instance: &wasmtime::component::Instance,
+    store: &mut wasmtime::Store<crate::sandbox::HostState>,
+    version: &str,
+) -> Result<wasmtime::component::ComponentExportIndex, String> {
+    let name = format!("{DRIVER_INTERFACE}@{version}");
+    instance.get_export_index(&mut *store, None, &name).ok_or_else(|| format!("it does not export {name}"))
+}
+
+/// Checks that `$name` in `$iface` has the Rust signature `$params -> $results`.
+macro_rules! signature {
+    ($instance:expr, $store:expr, $iface:expr, $name:literal, $params:ty, $results:ty) => {{
+        let index = $instance
+            .get_export_index(&mut *$store, Some($iface), $name)
+            .ok_or_else(|| format!("it does not export the function `{}`", $name))?;
+        $instance
+            .get_typed_func::<$params, $results>(&mut *$store, &index)
+            .map_err(|e| format!("the function `{}` has the wrong type: {}", $name, one_line(&e)))?;
+    }};
+}
+use signature;
+
+/// Every function of the driver interface, in contract version `$v`'s types (the same in every
+/// version so far; 0.2.0 adds `describe`).
+macro_rules! check_signatures {
+    ($v:ident, $instance:expr, $store:expr, $version:expr) => {{
+        use wasmtime::component::ResourceAny as Res;
+        type E = $v::exports::registry::storage::types::Error;
+        type Info = $v::exports::registry::storage::types::FileInfo;
+        type R<T> = Result<T, E>;
+        (|| -> Result<(), String> {
+            let store = $store;
+            let iface = interface(&$instance, store, $version)?;
+            let iface = &iface;
+            signature!($instance, store, iface, "[static]driver.open", (String,), (R<Res>,));
+            signature!($instance, store, iface, "[method]driver.name", (Res,), (String,));
+            signature!($instance, store, iface, "[method]driver.get-content", (Res, String), (R<Vec<u8>>,));
+            signature!($instance, store, iface, "[method]driver.put-content", (Res, String, Vec<u8>), (R<()>,));
+            signature!($instance, store, iface, "[method]driver.reader", (Res, String, i64), (R<Res>,));
+            signature!($instance, store, iface, "[method]driver.writer", (Res, String, bool), (R<Res>,));
+            signature!($instance, store, iface, "[method]driver.stat", (Res, String), (R<Info>,));
+            signature!($instance, store, iface, "[method]driver.list", (Res, String), (R<Vec<String>>,));
+            signature!($instance, store, iface, "[method]driver.move", (Res, String, String), (R<()>,));
+            signature!($instance, store, iface, "[method]driver.delete", (Res, String), (R<()>,));
+            signature!(
+                $instance,
+                store,
+                iface,
+                "[method]driver.redirect-url",
+                (Res, String, String),
+                (R<Option<String>>,)
+            );
+            signature!($instance, store, iface, "[method]driver.walk", (Res, String, Option<String>), (R<Res>,));
+            signature!($instance, store, iface, "[method]file-reader.read", (Res, u64), (R<Vec<u8>>,));
+            signature!($instance, store, iface, "[method]file-writer.write", (Res, Vec<u8>), (R<u64>,));
+            signature!($instance, store, iface, "[method]file-writer.size", (Res,), (u64,));
+            signature!($instance, store, iface, "[method]file-writer.close", (Res,), (R<()>,));
+            signature!($instance, store, iface, "[method]file-writer.commit", (Res,), (R<()>,));
+            signature!($instance, store, iface, "[method]file-writer.cancel", (Res,), (R<()>,));
+            signature!($instance, store, iface, "[method]walker.next", (Res,), (R<Option<Info>>,));
+            signature!($instance, store, iface, "[method]walker.skip-dir", (Res,), ());
+            Ok(())
+        })()
+    }};
+}
+use check_signatures;
 
 /// Compiles a component from its bytes, after checking they are one.
 pub(crate) fn compile(runtime: &Runtime, bytes: &[u8]) -> Result<Component, String> {
@@ -164,20 +266,22 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The version of `registry:storage/driver` the component exports, if this host supports it.
-fn contract_version(runtime: &Runtime, component: &Component) -> Result<String, String> {
+/// The version of `registry:storage/driver` the component exports, and the supported version
+/// it is compatible with.
+fn contract_version(runtime: &Runtime, component: &Component) -> Result<(String, &'static str), String> {
     let ty = component.component_type();
     let prefix = format!("{DRIVER_INTERFACE}@");
     let exported = ty.exports(&runtime.engine).find_map(|(name, _)| name.strip_prefix(&prefix).map(str::to_string));
     let Some(version) = exported else {
         return Err(format!("it does not export {DRIVER_INTERFACE} (is it a regstore storage driver?)"));
     };
-    if !compatible(&version, WIT_VERSION) {
-        return Err(format!(
-            "it was built against {WIT_PACKAGE}@{version}, and this host supports {WIT_PACKAGE}@{WIT_VERSION}"
-        ));
+    match SUPPORTED_VERSIONS.iter().find(|ours| compatible(&version, ours)) {
+        Some(supported) => Ok((version, supported)),
+        None => {
+            let ours: Vec<String> = SUPPORTED_VERSIONS.iter().map(|v| format!("{WIT_PACKAGE}@{v}")).collect();
+            Err(format!("it was built against {WIT_PACKAGE}@{version}, and this host supports {}", ours.join(" and ")))
+        }
     }
-    Ok(version)
 }
 
 /// Semver compatibility: the same major, and below 1.0 the same minor.
@@ -205,6 +309,7 @@ mod tests {
         assert!(super::compatible("0.1.0", "0.1.0"));
         assert!(super::compatible("0.1.3", "0.1.0"));
         assert!(!super::compatible("0.2.0", "0.1.0"));
+        assert!(super::compatible("0.2.1", "0.2.0"));
         assert!(!super::compatible("1.1.0", "0.1.0"));
         assert!(!super::compatible("x", "0.1.0"));
     }

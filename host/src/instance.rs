@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use crate::base::from_wit;
-use crate::bindings::StorageDriver;
 use crate::component::DriverComponent;
+use crate::describe::Description;
 use crate::engine::Runtime;
-use crate::sandbox::{HostState, Sandbox};
+use crate::guest::Exports;
+use crate::sandbox::{Grants, HostState};
 use regstore_api::Error;
 
 /// Crashes within [`CRASH_WINDOW`] after which an instance is no longer restarted.
@@ -32,7 +32,7 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(5);
 /// A store with an opened driver in it.
 pub(crate) struct Live {
     pub store: Store<HostState>,
-    pub exports: StorageDriver,
+    pub exports: Exports,
     pub driver: ResourceAny,
     generation: u64,
     /// Set while a call runs; still set at the next call means the last one was abandoned
@@ -52,7 +52,7 @@ pub(crate) struct Handle {
 pub(crate) struct Instance {
     runtime: Arc<Runtime>,
     component: Arc<DriverComponent>,
-    sandbox: Sandbox,
+    grants: Grants,
     params: String,
     /// The name errors carry: the registration name until the driver has told its own.
     label: String,
@@ -73,14 +73,14 @@ impl Instance {
     pub async fn start(
         runtime: Arc<Runtime>,
         component: Arc<DriverComponent>,
-        sandbox: Sandbox,
+        grants: Grants,
         params: String,
         label: String,
     ) -> Result<(Arc<Instance>, String), Error> {
         let mut instance = Instance {
             runtime,
             component,
-            sandbox,
+            grants,
             params,
             label,
             live: tokio::sync::Mutex::new(None),
@@ -94,9 +94,7 @@ impl Instance {
             let mut session = instance.enter().await?;
             let timeout = session.timeout();
             let live = session.live();
-            let exports = live.exports.registry_storage_driver();
-            let driver = exports.driver();
-            let outcome = tokio::time::timeout(timeout, driver.call_name(&mut live.store, live.driver)).await;
+            let outcome = tokio::time::timeout(timeout, live.exports.name(&mut live.store, live.driver)).await;
             session.finish(outcome)?
         };
         instance.label = name.clone();
@@ -118,7 +116,7 @@ impl Instance {
         let live = slot.as_mut().expect("instantiated above");
         self.release_orphans(live).await;
         live.in_call = true;
-        live.store.data_mut().deadline = Some(Instant::now() + self.sandbox.call_deadline);
+        live.store.data_mut().deadline = Some(Instant::now() + self.grants.call_deadline);
         live.store.set_epoch_deadline(1);
         Ok(Session { instance: self, slot, _busy: busy })
     }
@@ -128,7 +126,7 @@ impl Instance {
         let (instance, _) = Instance::start(
             self.runtime.clone(),
             self.component.clone(),
-            self.sandbox.clone(),
+            self.grants.clone(),
             self.params.clone(),
             self.label.clone(),
         )
@@ -143,7 +141,7 @@ impl Instance {
 
     /// The most instances a driver may run at once.
     pub fn max_instances(&self) -> usize {
-        self.sandbox.instances.max(1)
+        self.grants.instances.max(1)
     }
 
     /// Starts a call on a resource of this instance, failing if the instance that made it is gone.
@@ -217,31 +215,19 @@ impl Instance {
             }
         }
         let fail = |detail: String| Error::Crashed { driver: self.label.clone(), detail };
-        let state = HostState::new(&self.sandbox).map_err(|e| Error::other(&self.label, e))?;
-        let mut store = Store::new(&self.runtime.engine, state);
-        store.limiter(|state| &mut state.limits);
-        // What one call may hand the host is bounded by what the guest may hold, not by
-        // wasmtime's 128 MiB default: GetContent of a large object is legitimate.
-        store.set_hostcall_fuel(self.sandbox.memory_limit);
-        let deadline = self.sandbox.call_deadline;
-        store.epoch_deadline_callback(move |ctx| match ctx.data().deadline {
-            Some(at) if Instant::now() >= at => {
-                Err(wasmtime::Error::msg(format!("the call ran past its deadline of {deadline:?}")))
-            }
-            // Yield to tokio every tick so a busy guest never starves other tasks.
-            _ => Ok(UpdateDeadline::Yield(1)),
-        });
+        let mut store = new_store(&self.runtime, &self.grants).map_err(|e| Error::other(&self.label, e))?;
+        let deadline = self.grants.call_deadline;
         store.data_mut().deadline = Some(Instant::now() + deadline);
         store.set_epoch_deadline(1);
         let opened = tokio::time::timeout(deadline + DEADLINE_GRACE, async {
-            let exports = self.component.pre.instantiate_async(&mut store).await?;
-            let driver = exports.registry_storage_driver().driver().call_open(&mut store, &self.params).await?;
+            let exports = self.component.pre.instantiate(&mut store).await?;
+            let driver = exports.open(&mut store, &self.params).await?;
             wasmtime::Result::Ok((exports, driver))
         })
         .await;
         let (exports, driver) = match opened {
             Ok(Ok((exports, Ok(driver)))) => (exports, driver),
-            Ok(Ok((_, Err(e)))) => return Err(from_wit(&self.label, e)),
+            Ok(Ok((_, Err(e)))) => return Err(e.into_error(&self.label)),
             Ok(Err(trap)) => {
                 let detail = format!("while opening: {}", trap_message(&trap, &store));
                 self.crashes.lock().unwrap().push_back(Instant::now());
@@ -285,7 +271,7 @@ impl Session<'_> {
     /// How long the host waits for the call: its deadline, and a grace period for a call stuck
     /// in a host function, where epoch interruption cannot reach it.
     pub fn timeout(&self) -> Duration {
-        self.instance.sandbox.call_deadline + DEADLINE_GRACE
+        self.instance.grants.call_deadline + DEADLINE_GRACE
     }
 
     /// Ends the call: a trap or a timeout discards the instance and becomes a `Crashed` error.
@@ -297,11 +283,56 @@ impl Session<'_> {
         let detail = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(trap)) => trap_message(&trap, &live.store),
-            Err(_) => format!("the call did not return within its deadline of {:?}", instance.sandbox.call_deadline),
+            Err(_) => format!("the call did not return within its deadline of {:?}", instance.grants.call_deadline),
         };
         instance.discard(&mut self.slot);
         instance.crashes.lock().unwrap().push_back(Instant::now());
         Err(Error::Crashed { driver: instance.label.clone(), detail })
+    }
+}
+
+/// A store for one instance under `grants`: its memory limit, its deadline checked at every
+/// epoch tick (a busy guest yields to tokio at each), and as much host-call fuel as it may hold
+/// memory (wasmtime's 128 MiB default would refuse a legitimate large GetContent).
+pub(crate) fn new_store(runtime: &Runtime, grants: &Grants) -> Result<Store<HostState>, String> {
+    let mut store = Store::new(&runtime.engine, HostState::new(grants)?);
+    store.limiter(|state| &mut state.limits);
+    store.set_hostcall_fuel(grants.memory_limit);
+    let deadline = grants.call_deadline;
+    store.epoch_deadline_callback(move |ctx| match ctx.data().deadline {
+        Some(at) if Instant::now() >= at => {
+            Err(wasmtime::Error::msg(format!("the call ran past its deadline of {deadline:?}")))
+        }
+        _ => Ok(UpdateDeadline::Yield(1)),
+    });
+    Ok(store)
+}
+
+/// Asks the component what it needs and can do for `params`, in an instance of its own that
+/// has nothing granted and is thrown away afterwards.
+pub(crate) async fn describe(
+    runtime: &Runtime,
+    component: &DriverComponent,
+    params: &str,
+    label: &str,
+    memory_limit: usize,
+) -> Result<Description, Error> {
+    let grants = Grants::nothing(memory_limit);
+    let mut store = new_store(runtime, &grants).map_err(|e| Error::other(label, e))?;
+    let deadline = grants.call_deadline;
+    store.data_mut().deadline = Some(Instant::now() + deadline);
+    store.set_epoch_deadline(1);
+    let described = tokio::time::timeout(deadline + DEADLINE_GRACE, async {
+        let exports = component.pre.instantiate(&mut store).await?;
+        exports.describe(&mut store, params).await
+    })
+    .await;
+    let crashed = |detail: String| Error::Crashed { driver: label.to_string(), detail };
+    match described {
+        Ok(Ok(Ok(description))) => Ok(description),
+        Ok(Ok(Err(e))) => Err(e.into_error(label)),
+        Ok(Err(trap)) => Err(crashed(format!("while describing itself: {}", trap_message(&trap, &store)))),
+        Err(_) => Err(crashed(format!("describing itself did not finish within {deadline:?}"))),
     }
 }
 

@@ -2,8 +2,10 @@
 //!
 //! [`Registry`] is the factory: it holds the bundled drivers and any third-party component
 //! registered from a file, and [`Registry::create`] builds a [`Driver`], which implements
-//! [`regstore_api::StorageDriver`]. Each driver runs in its own wasm instance with only what its
-//! [`Sandbox`] grants.
+//! [`regstore_api::StorageDriver`]. Before it is opened a driver describes what it needs
+//! ([`Registry::describe`]); each driver runs in its own wasm instance with only what it was
+//! granted: a bundled driver what it declares, a third-party one what the operator's
+//! [`Sandbox`] allows of it.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), regstore::Error> {
@@ -15,22 +17,25 @@
 //! # Ok(()) }
 //! ```
 
-mod base;
 mod bindings;
-mod bundled;
 mod component;
+mod describe;
 mod driver;
 mod engine;
+mod grants;
+mod guest;
 mod instance;
 mod registry;
 mod sandbox;
 
-pub use bindings::WIT_VERSION;
+pub use bindings::{SUPPORTED_VERSIONS, WIT_SOURCES, WIT_VERSION};
 pub use component::{Cache, Origin};
+pub use describe::{DEFAULT_CALL_TIMEOUT, DEFAULT_MEMORY, Description, Requirements};
 pub use driver::Driver;
-pub use registry::{DriverInfo, Params, Registry};
+pub use grants::POOL_SIZE;
+pub use registry::{DriverInfo, Params, Plan, Registry};
 pub use regstore_api::{
-    Error, ErrorKind, FileInfo, FileReader, FileWriter, FileWriterIo, ReaderIo, Result, StorageDriver, WalkControl,
-    Walker,
+    Base, Capabilities, Error, ErrorKind, FileInfo, FileReader, FileWriter, FileWriterIo, ReaderIo, Result,
+    StorageDriver, WalkControl, Walker,
 };
-pub use sandbox::Sandbox;
+pub use sandbox::{DirGrant, Grants, Sandbox};

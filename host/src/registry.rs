@@ -8,16 +8,22 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
-use crate::bundled::{bundled_params, bundled_sandbox};
 use crate::component::{Cache, DriverComponent, Origin};
+use crate::describe::Description;
 use crate::driver::Driver;
 use crate::engine::Runtime;
+use crate::grants::{prepare_dirs, reconcile};
 use crate::instance::Instance;
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Grants, Sandbox};
 use regstore_api::Error;
 
-/// The components built from `drivers/` and embedded in this binary: (name, wasm).
-const BUNDLED: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
+/// The components embedded in this library (feature `bundled`): (name, wasm), and aliases.
+#[cfg(feature = "bundled")]
+use regstore_bundled::{ALIASES, COMPONENTS as BUNDLED};
+#[cfg(not(feature = "bundled"))]
+const BUNDLED: &[(&str, &[u8])] = &[];
+#[cfg(not(feature = "bundled"))]
+const ALIASES: &[(&str, &str)] = &[];
 
 /// Driver parameters, as distribution's `map[string]any`.
 pub type Params = Map<String, Value>;
@@ -60,7 +66,7 @@ impl Registry {
             registry.insert(name, Origin::Bundled, Arc::from(*wasm));
         }
         // distribution registers its s3 driver under both names; one component serves both.
-        for (alias, name) in crate::bundled::ALIASES {
+        for (alias, name) in ALIASES {
             let entry = registry.entries.read().unwrap().get(*name).cloned();
             if let Some(entry) = entry {
                 registry.entries.write().unwrap().insert(alias.to_string(), entry);
@@ -124,7 +130,7 @@ impl Registry {
     }
 
     /// Every registered driver with its origin and contract version (compiling it if needed).
-    pub async fn describe(&self) -> Vec<DriverInfo> {
+    pub async fn drivers(&self) -> Vec<DriverInfo> {
         let mut out = Vec::new();
         for name in self.names() {
             let origin = self.entry(&name).map(|e| e.origin.clone()).unwrap_or(Origin::Bundled);
@@ -149,42 +155,67 @@ impl Registry {
             .compiled
             .get_or_try_init(|| async {
                 let (runtime, wasm, cache) = (self.runtime.clone(), entry.wasm.clone(), self.cache.clone());
+                let source_for_check = source.clone();
                 let load = move || DriverComponent::load(&runtime, cache.as_ref(), &source, &wasm).map(Arc::new);
-                match tokio::runtime::Handle::try_current() {
-                    Ok(_) => tokio::task::spawn_blocking(load)
-                        .await
-                        .unwrap_or_else(|e| Err(Error::Load { source_name: name.to_string(), reason: e.to_string() })),
-                    Err(_) => load(),
-                }
+                let component = tokio::task::spawn_blocking(load)
+                    .await
+                    .unwrap_or_else(|e| Err(Error::Load { source_name: name.to_string(), reason: e.to_string() }))?;
+                component.check_exports(&self.runtime, &source_for_check).await?;
+                Ok(component)
             })
             .await
             .cloned()
     }
 
-    /// Builds the driver registered as `name` from `params`, in the sandbox its parameters call
-    /// for (see [`Registry::create_with`] to set grants and limits yourself).
-    pub async fn create(&self, name: &str, params: &Params) -> Result<Driver, Error> {
-        let sandbox = self.sandbox_for(name, params)?;
-        self.create_with(name, params, sandbox).await
-    }
-
-    /// The sandbox [`Registry::create`] would grant: what a bundled driver's parameters call for
-    /// (its root directory, its endpoint), or nothing beyond the defaults for any other.
-    pub fn sandbox_for(&self, name: &str, params: &Params) -> Result<Sandbox, Error> {
-        let bundled = self.entry(name)?.origin == Origin::Bundled;
-        if bundled { bundled_sandbox(name, params) } else { Ok(Sandbox::default()) }
-    }
-
-    /// Builds the driver registered as `name` from `params`, granting exactly `sandbox`.
-    pub async fn create_with(&self, name: &str, params: &Params, sandbox: Sandbox) -> Result<Driver, Error> {
+    /// What the driver registered as `name` declares for `params`: what it needs and what it
+    /// can do. Its parameter errors come back from here, as from `open`.
+    pub async fn describe(&self, name: &str, params: &Params) -> Result<Description, Error> {
         let component = self.component(name).await?;
-        let params =
-            if self.entry(name)?.origin == Origin::Bundled { bundled_params(name, params) } else { params.clone() };
-        let params = serde_json::to_string(&params).expect("a JSON map always serialises");
-        let (instance, driver_name) =
-            Instance::start(self.runtime.clone(), component, sandbox, params, name.to_string()).await?;
-        Ok(Driver::new(driver_name, instance))
+        let params = serde_json::to_string(params).expect("a JSON map always serialises");
+        crate::instance::describe(&self.runtime, &component, &params, name, crate::describe::DEFAULT_MEMORY as usize)
+            .await
     }
+
+    /// What [`Registry::create_with`] would do: the driver's declaration, and the grants it
+    /// would get under `sandbox` (or why it would get none).
+    pub async fn plan(&self, name: &str, params: &Params, sandbox: &Sandbox) -> Result<Plan, Error> {
+        let trusted = self.entry(name)?.origin == Origin::Bundled;
+        let description = self.describe(name, params).await?;
+        let grants = reconcile(name, &description.requirements, sandbox, trusted);
+        Ok(Plan { description, grants, trusted })
+    }
+
+    /// Builds the driver registered as `name` from `params`. A bundled driver gets what it
+    /// declares; a third-party one only what it needs nothing for (see [`Registry::create_with`]).
+    pub async fn create(&self, name: &str, params: &Params) -> Result<Driver, Error> {
+        self.create_with(name, params, Sandbox::default()).await
+    }
+
+    /// Builds the driver registered as `name` from `params` under the operator's `sandbox`: a
+    /// bundled driver gets what it declares and what `sandbox` adds; a third-party one gets what
+    /// it declares only where `sandbox` allows it, and otherwise fails with one error that lists
+    /// every missing grant.
+    pub async fn create_with(&self, name: &str, params: &Params, sandbox: Sandbox) -> Result<Driver, Error> {
+        let plan = self.plan(name, params, &sandbox).await?;
+        let grants = plan.grants?;
+        prepare_dirs(name, &grants, &sandbox, plan.trusted)?;
+        let component = self.component(name).await?;
+        let json = serde_json::to_string(params).expect("a JSON map always serialises");
+        let limit = grants.max_concurrent_calls;
+        let (instance, driver_name) =
+            Instance::start(self.runtime.clone(), component, grants, json, name.to_string()).await?;
+        Ok(Driver::new(driver_name, instance, plan.description.capabilities, limit))
+    }
+}
+
+/// A driver's declaration and what the host would grant it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub description: Description,
+    /// The grants, or the error listing what the operator has not granted.
+    pub grants: Result<Grants, Error>,
+    /// A bundled driver, granted what it declares.
+    pub trusted: bool,
 }
 
 /// `regstore_driver_foo.wasm` and `foo.wasm` both register as `foo`.

@@ -1,6 +1,7 @@
 //! What one driver instance may do and use: the grants and limits an operator sets
-//! ([`Sandbox`]), and the store state built from them ([`HostState`]). Deny by default: no
-//! environment, no preopened directory, no sockets, no HTTP authority unless granted.
+//! ([`Sandbox`]), what an instance really gets ([`Grants`]), and the store state built from
+//! them ([`HostState`]). Deny by default: no environment, no preopened directory, no sockets,
+//! no HTTP authority unless granted.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,34 +13,69 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-/// Grants and limits for each instance of a driver.
-#[derive(Debug, Clone)]
+/// What the operator grants a driver, on top of what it declares. A bundled driver gets what
+/// it declares anyway; a third-party one gets what it declares only where this allows it (or
+/// everything, with `grant_requested`). Limits left at `None` come from the driver's
+/// declaration.
+#[derive(Debug, Clone, Default)]
 pub struct Sandbox {
-    /// Most linear memory one instance may have, in bytes.
-    pub memory_limit: usize,
-    /// Longest one call into the driver may run before it is stopped.
-    pub call_deadline: Duration,
-    /// Host directories the driver may use, each visible to it at the same path.
+    /// Host directories the driver may read and write, each visible to it at the same path.
     pub dirs: Vec<PathBuf>,
+    /// Host directories the driver may only read.
+    pub read_only_dirs: Vec<PathBuf>,
     /// HTTP authorities (`host` or `host:port`) the driver may send requests to.
     pub hosts: Vec<String>,
-    /// Environment variables handed to the driver on purpose.
+    /// Environment variables of this process the driver may read, by name.
+    pub env_names: Vec<String>,
+    /// Environment variables handed to the driver with these values.
     pub env: Vec<(String, String)>,
+    /// Most linear memory one instance may have, in bytes.
+    pub memory_limit: Option<usize>,
+    /// Longest one call into the driver may run before it is stopped.
+    pub call_deadline: Option<Duration>,
     /// The most instances that serve one driver's calls at once. More than one only for a
-    /// driver that keeps no state in its memory (filesystem, the cloud drivers): the calls of
-    /// one `Driver` are spread over them, and readers and writers stay where they were opened.
-    pub instances: usize,
+    /// driver that keeps no state in its memory: the calls of one `Driver` are spread over
+    /// them, and readers and writers stay where they were opened.
+    pub instances: Option<usize>,
+    /// Grant a third-party driver whatever it declares (the CLI's `--grant-requested`).
+    pub grant_requested: bool,
 }
 
-impl Default for Sandbox {
-    fn default() -> Self {
-        Sandbox {
-            memory_limit: 256 << 20,
-            call_deadline: Duration::from_secs(60),
+/// A directory made visible to a driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// The path the driver opens it by.
+    pub guest: String,
+    pub writable: bool,
+}
+
+/// What one instance of a driver really gets: its declaration and the operator's grants,
+/// reconciled (see [`crate::Registry::plan`]).
+#[derive(Debug, Clone)]
+pub struct Grants {
+    pub dirs: Vec<DirGrant>,
+    pub hosts: Vec<String>,
+    /// Variables and values; print only the names.
+    pub env: Vec<(String, String)>,
+    pub memory_limit: usize,
+    pub call_deadline: Duration,
+    pub instances: usize,
+    pub max_concurrent_calls: Option<usize>,
+}
+
+impl Grants {
+    /// Nothing at all: where `describe` runs.
+    pub(crate) fn nothing(memory_limit: usize) -> Self {
+        Grants {
             dirs: Vec::new(),
             hosts: Vec::new(),
             env: Vec::new(),
+            memory_limit,
+            call_deadline: Duration::from_secs(30),
             instances: 1,
+            max_concurrent_calls: None,
         }
     }
 }
@@ -61,27 +97,27 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(sandbox: &Sandbox) -> Result<Self, String> {
+    pub(crate) fn new(grants: &Grants) -> Result<Self, String> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone());
-        for (key, value) in &sandbox.env {
+        for (key, value) in &grants.env {
             wasi.env(key, value);
         }
-        for dir in &sandbox.dirs {
-            let guest = dir.to_str().ok_or_else(|| format!("directory {} is not UTF-8", dir.display()))?;
-            wasi.preopened_dir(dir, guest, FsPerms::ReadWrite)
-                .map_err(|e| format!("cannot grant directory {}: {e}", dir.display()))?;
+        for dir in &grants.dirs {
+            let perms = if dir.writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|e| format!("cannot grant directory {}: {e}", dir.host.display()))?;
         }
         let limits = Limits {
-            inner: StoreLimitsBuilder::new().memory_size(sandbox.memory_limit).trap_on_grow_failure(true).build(),
+            inner: StoreLimitsBuilder::new().memory_size(grants.memory_limit).trap_on_grow_failure(true).build(),
             memory: 0,
         };
         Ok(HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            gate: HttpGate { hosts: Arc::new(sandbox.hosts.clone()) },
+            gate: HttpGate { hosts: Arc::new(grants.hosts.clone()) },
             limits,
             stderr,
             deadline: None,
@@ -147,18 +183,30 @@ impl HttpGate {
     /// The grant that covers `uri`, if any.
     fn grant_for(&self, uri: &http::Uri) -> Option<String> {
         let authority = uri.authority()?;
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
         let port = authority.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-        self.hosts.iter().find_map(|granted| {
-            let granted = granted.to_ascii_lowercase();
-            let (g_host, g_port) = match granted.rsplit_once(':') {
-                Some((h, p)) if !h.ends_with(':') && p.parse::<u16>().is_ok() => (h.to_string(), p.parse::<u16>().ok()),
-                _ => (granted.clone(), None),
-            };
-            let g_host = g_host.trim_start_matches('[').trim_end_matches(']').to_string();
-            (g_host == host && g_port.is_none_or(|p| p == port)).then_some(g_host)
-        })
+        let host = authority.host();
+        self.hosts.iter().find(|granted| authority_covers(granted, host, Some(port))).map(|g| split_authority(g).0)
     }
+}
+
+/// `host` or `host:port` (IPv6 in brackets), lower-cased, brackets dropped.
+pub(crate) fn split_authority(authority: &str) -> (String, Option<u16>) {
+    let authority = authority.to_ascii_lowercase();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && p.parse::<u16>().is_ok() && (!h.contains(':') || h.ends_with(']')) => {
+            (h.to_string(), p.parse::<u16>().ok())
+        }
+        _ => (authority.clone(), None),
+    };
+    (host.trim_start_matches('[').trim_end_matches(']').to_string(), port)
+}
+
+/// Whether the grant `granted` covers `host` on `port` (`None`: any port the grant allows,
+/// which must then allow every port).
+pub(crate) fn authority_covers(granted: &str, host: &str, port: Option<u16>) -> bool {
+    let (g_host, g_port) = split_authority(granted);
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    g_host == host && (g_port.is_none() || g_port == port)
 }
 
 /// Addresses a driver may reach only when its grant names them outright: loopback, link-local

@@ -20,6 +20,10 @@ pub fn tests() -> Vec<Test> {
         Test::new("TestD08DotComponentsAreInvalid", d8_dot_components),
         Test::new("TestD09WalkOfAMissingRoot", d9_missing_walk_root),
         Test::new("TestD10RedirectOnlyGetAndHead", d10_redirect_methods),
+        Test::new("TestD10GetAndHeadSignedSeparately", d10_signed_separately)
+            .requires("redirects for GET and HEAD", |c| {
+                c.redirects("GET") == Some(true) && c.redirects("HEAD") == Some(true)
+            }),
         Test::new("TestD11ListIsSortedAndAbsolute", d11_list_sorted),
         Test::new("TestD12EmptiedDirectoriesVanish", d12_emptied_directories),
         Test::new("TestWriterStateMachine", writer_state_machine),
@@ -88,10 +92,12 @@ async fn d4_append_to_committed(cx: Ctx) -> TestResult {
     };
     let got = d.get_content(&path).await.ctx("GetContent")?;
     d.delete(&first_part(&path)).await.ctx("Delete")?;
-    let must_append = matches!(cx.name(), "inmemory" | "filesystem");
-    let must_refuse = matches!(cx.name(), "s3aws" | "azure" | "gcs");
-    ensure!(!must_append || appended, "{} must append to committed content (D4)", cx.name());
-    ensure!(!must_refuse || !appended, "{} must refuse to append to committed content (D4)", cx.name());
+    // As the driver declares; a driver that does not say may do either.
+    match cx.caps().appends_to_committed {
+        Some(true) => ensure!(appended, "{} declares it appends to committed content, and refused (D4)", cx.name()),
+        Some(false) => ensure!(!appended, "{} declares it refuses to append to committed content (D4)", cx.name()),
+        None => {}
+    }
     if appended {
         ensure!(got == [old, new].concat(), "the append lost or misplaced data");
     } else {
@@ -207,9 +213,27 @@ async fn d10_redirect_methods(cx: Ctx) -> TestResult {
     for (method, url) in others {
         ensure!(url.is_none(), "RedirectURL({method}) must give no URL, got {url:?}");
     }
-    if let (Some(g), Some(h)) = (&get, &head) {
-        ensure!(g != h, "GET and HEAD must be signed separately, both got {g}");
+    // A driver that declares it does not redirect a method must not.
+    for (method, url) in [("GET", &get), ("HEAD", &head)] {
+        if cx.caps().redirects(method) == Some(false) {
+            ensure!(url.is_none(), "{} declares no redirect for {method}, and gave {url:?}", cx.name());
+        }
     }
+    PASSED
+}
+
+/// D10 for drivers that redirect: each method gets a URL signed for itself.
+async fn d10_signed_separately(cx: Ctx) -> TestResult {
+    let d = cx.d();
+    let path = random_path(32);
+    d.put_content(&path, &random_contents(32)).await.ctx("PutContent")?;
+    let get = d.redirect_url("GET", &path).await.ctx("RedirectURL(GET)")?;
+    let head = d.redirect_url("HEAD", &path).await.ctx("RedirectURL(HEAD)")?;
+    d.delete(&first_part(&path)).await.ctx("Delete")?;
+    let (Some(get), Some(head)) = (get.clone(), head.clone()) else {
+        return Err(format!("a driver that declares GET and HEAD redirects gave {get:?} and {head:?}"));
+    };
+    ensure!(get != head, "GET and HEAD must be signed separately, both got {get}");
     PASSED
 }
 

@@ -23,7 +23,7 @@ pub mod walk;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use regstore_api::{Error, StorageDriver};
+use regstore_api::{Capabilities, Error, StorageDriver};
 
 pub use util::{Outcome, TestResult};
 
@@ -62,13 +62,24 @@ impl Ctx {
     pub fn name(&self) -> &str {
         self.driver.name()
     }
+
+    /// What the driver declares it does where drivers differ.
+    pub fn caps(&self) -> Capabilities {
+        self.driver.capabilities()
+    }
 }
+
+/// Whether a driver's declared capabilities let a test run.
+pub type CapabilityCheck = fn(&Capabilities) -> bool;
 
 /// One conformance test.
 pub struct Test {
     /// distribution's test name (`TestList`), or regstore's for its own cases.
     pub name: String,
     pub run: Arc<dyn Fn(Ctx) -> BoxFuture<'static, TestResult> + Send + Sync>,
+    /// A capability the test needs, and how to tell from a driver's declaration: a driver
+    /// that does not declare it skips the test (as OpenDAL's behaviour tests do).
+    pub requires: Option<(&'static str, CapabilityCheck)>,
 }
 
 impl Test {
@@ -77,7 +88,20 @@ impl Test {
         F: Fn(Ctx) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = TestResult> + Send + 'static,
     {
-        Test { name: name.into(), run: Arc::new(move |cx| Box::pin(f(cx))) }
+        Test { name: name.into(), run: Arc::new(move |cx| Box::pin(f(cx))), requires: None }
+    }
+
+    /// Runs the test only on drivers whose capabilities pass `check`; `what` says what it
+    /// needs, for the skip line.
+    pub fn requires(mut self, what: &'static str, check: CapabilityCheck) -> Test {
+        self.requires = Some((what, check));
+        self
+    }
+
+    /// Why the test does not apply to a driver with `caps`, if it does not.
+    pub fn skip_reason(&self, caps: &Capabilities) -> Option<String> {
+        let (what, check) = self.requires?;
+        (!check(caps)).then(|| format!("the driver does not declare {what}"))
     }
 }
 
@@ -92,9 +116,13 @@ pub fn all() -> Vec<Test> {
     tests
 }
 
-/// Runs one test on a fresh driver, then checks the driver was left empty.
+/// Runs one test on a fresh driver, then checks the driver was left empty. A test that needs a
+/// capability the driver does not declare is skipped.
 pub async fn run_test(test: &Test, factory: &DriverFactory, config: Arc<Config>) -> TestResult {
     let driver = factory().await.map_err(|e| format!("creating the driver: {e}"))?;
+    if let Some(why) = test.skip_reason(&driver.capabilities()) {
+        return Ok(Outcome::Skipped(why));
+    }
     let outcome = (test.run)(Ctx { driver: driver.clone(), config }).await?;
     let left = driver.list("/").await.map_err(|e| format!("List(\"/\") after the test: {e}"))?;
     if !left.is_empty() {

@@ -19,11 +19,7 @@ pub fn tests() -> Vec<Test> {
         Test::new("TestWriteReadStreamsNonUTF8", |cx| streams(cx, vec![0x80; 4])),
         Test::new("TestWriteReadLargeStreams", write_read_large_streams),
         Test::new("TestReaderWithOffset", reader_with_offset),
-        Test::new("TestContinueStreamAppendLarge", |cx| {
-            // 4 MiB for azure, as upstream.
-            let n = if cx.name() == "azure" { 4 << 20 } else { 10 << 20 };
-            continue_stream_append(cx, n)
-        }),
+        Test::new("TestContinueStreamAppendLarge", |cx| continue_stream_append(cx, 10 << 20)),
         Test::new("TestContinueStreamAppendSmall", |cx| continue_stream_append(cx, 32)),
         Test::new("TestReadNonexistentStream", read_nonexistent_stream),
         Test::new("TestWriteZeroByteStreamThenAppend", |cx| zero_byte_then_append(cx, false)),
@@ -38,17 +34,12 @@ async fn streams(cx: Ctx, data: Vec<u8>) -> TestResult {
     PASSED
 }
 
-/// The inmemory driver holds content in a 32-bit guest's memory, which cannot hold 5 GiB.
-const INMEMORY_LARGE_STREAM: u64 = 1 << 30;
-
 async fn write_read_large_streams(cx: Ctx) -> TestResult {
     if cx.config.short {
         return Ok(Outcome::Skipped("short mode".into()));
     }
-    let mut size = cx.config.large_stream_size;
-    if cx.name() == "inmemory" {
-        size = size.min(INMEMORY_LARGE_STREAM);
-    }
+    // No larger than the driver can hold (an in-memory store in a 32-bit guest cannot hold 5 GiB).
+    let size = cx.caps().max_object_size.map_or(cx.config.large_stream_size, |m| m.min(cx.config.large_stream_size));
     let path = random_path(32);
     let mut source = HashingReader { inner: RandomReader::new(size), hash: Sha256::new() };
     let (mut writer, written) = copy_into_writer(cx.d(), &path, false, &mut source).await?;

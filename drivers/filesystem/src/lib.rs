@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use regstore_sdk::{Driver, Error, FileInfo, FileReader, FileWriter, Params, Result};
+use regstore_sdk::{
+    Capabilities, Description, Driver, Error, FileInfo, FileReader, FileWriter, Params, Requirements, Result,
+};
 
 pub use config::Config;
 use raw::Root;
@@ -27,6 +29,8 @@ use writer::Writer;
 const TMP_MARK: &str = "~tmp-";
 /// A temporary file older than this was left by a writer that died; it may be removed.
 const STALE_TMP: Duration = Duration::from_secs(600);
+/// One instance may hold a whole `put_content` or `get_content` of a large blob.
+const MEMORY: u64 = 4 << 30;
 
 pub struct Filesystem {
     root: PathBuf,
@@ -159,9 +163,21 @@ fn parent_key(path: &str) -> &str {
 }
 
 impl Driver for Filesystem {
+    fn describe(params: &Params) -> Result<Description> {
+        let config = Config::from_params(params)?;
+        // The root exactly as given: the host grants it at this very path, so a relative root
+        // resolves against the host's working directory and is still found here as given.
+        let requirements = Requirements::new()
+            .read_write_dir(config.root)
+            .max_concurrent_calls(u32::try_from(config.max_threads).unwrap_or(u32::MAX))
+            .memory(MEMORY);
+        Ok(Description::new(requirements, Capabilities::new()))
+    }
+
     fn open(params: Params) -> Result<Self> {
         let config = Config::from_params(&params)?;
-        let root = PathBuf::from(&config.root);
+        // A relative root is granted relative to the host's working directory, at that path.
+        let root = PathBuf::from(raw::guest_root(&config.root));
         fs::create_dir_all(&root).map_err(|e| {
             Error::other(format!("cannot use rootdirectory {}: {e} (is it granted to the driver?)", config.root))
         })?;
@@ -278,3 +294,34 @@ impl FileReader for Reader {
 }
 
 regstore_sdk::export_driver!(Filesystem);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe(json: &str) -> Result<Description> {
+        Filesystem::describe(&Params::parse(json).unwrap())
+    }
+
+    #[test]
+    fn declares_its_root_as_given() {
+        let d = describe("{}").unwrap();
+        let r = &d.requirements;
+        assert_eq!(r.read_write_dirs, [config::DEFAULT_ROOT]);
+        assert!(r.read_only_dirs.is_empty() && r.http_authorities.is_empty() && r.env.is_empty());
+        assert!(!r.keeps_state);
+        assert_eq!((r.memory_bytes, r.max_concurrent_calls), (4 << 30, Some(100)));
+        assert_eq!(d.capabilities, Capabilities::new());
+        // Relative roots stay relative: the host grants them at that very path.
+        let d = describe(r#"{"rootdirectory":"./data/registry","maxthreads":"5"}"#).unwrap();
+        assert_eq!(d.requirements.read_write_dirs, ["./data/registry"]);
+        assert_eq!(d.requirements.max_concurrent_calls, Some(25));
+    }
+
+    #[test]
+    fn parameter_errors_are_opens() {
+        let json = r#"{"maxthreads":"fail"}"#;
+        let expected = Config::from_params(&Params::parse(json).unwrap()).unwrap_err();
+        assert_eq!(describe(json).unwrap_err(), expected);
+    }
+}

@@ -15,21 +15,25 @@ pub struct Root {
 }
 
 impl Root {
-    /// Finds the preopen the host granted for `root`.
+    /// Finds the preopen the host granted for `root`, matched as std's file calls match it
+    /// (wasi-libc: the longest preopen that is a prefix by components), so that both reach the
+    /// same directory. The host grants the root at the path the driver declared, relative or not.
     pub fn find(root: &Path) -> io::Result<Root> {
-        let root = root.to_str().ok_or_else(|| io::Error::other("the root is not UTF-8"))?.trim_end_matches('/');
+        let root = root.to_str().ok_or_else(|| io::Error::other("the root is not UTF-8"))?;
+        let wanted = preopen_form(root);
+        let mut best: Option<(usize, Descriptor, String)> = None;
         for (dir, name) in get_directories() {
-            let name = name.trim_end_matches('/');
-            let inside = if root == name {
-                Some(String::new())
-            } else {
-                root.strip_prefix(name).filter(|r| r.starts_with('/')).map(|r| r[1..].to_string())
-            };
-            if let Some(inside) = inside {
-                return Ok(Root { dir, inside });
+            let prefix = preopen_form(&name);
+            let Some(inside) = inside(wanted, prefix) else { continue };
+            // On a tie the later preopen wins, as in wasi-libc.
+            if best.as_ref().is_none_or(|(len, ..)| prefix.len() >= *len) {
+                best = Some((prefix.len(), dir, inside.to_string()));
             }
         }
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("no directory granted for {root}")))
+        match best {
+            Some((_, dir, inside)) => Ok(Root { dir, inside }),
+            None => Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("no directory granted for {root}"))),
+        }
     }
 
     fn relative(&self, key: &str) -> String {
@@ -64,6 +68,38 @@ impl Root {
             return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
         }
         Ok(file)
+    }
+}
+
+/// A path as wasi-libc compares it with preopens: without leading `/` and `./`, nor trailing `/`.
+fn preopen_form(path: &str) -> &str {
+    let mut path = path;
+    loop {
+        match path.strip_prefix('/').or_else(|| path.strip_prefix("./")) {
+            Some(rest) => path = rest,
+            None if path == "." => path = "",
+            None => return path.trim_end_matches('/'),
+        }
+    }
+}
+
+/// Where `path` lies inside the preopen `prefix` (both in [`preopen_form`]), if it does.
+fn inside<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        return Some(path);
+    }
+    let rest = path.strip_prefix(prefix)?;
+    if rest.is_empty() || rest.starts_with('/') { Some(rest.trim_start_matches('/')) } else { None }
+}
+
+/// The root as the driver's std file calls must spell it: wasi-libc matches a path against the
+/// preopens by bytes, after stripping leading `/` only (or also `./`, depending on which of its
+/// lookups is linked), so a relative root loses its leading `./` here.
+pub fn guest_root(root: &str) -> String {
+    match preopen_form(root) {
+        form if root.starts_with('/') => format!("/{form}"),
+        "" => ".".to_string(),
+        form => form.to_string(),
     }
 }
 
@@ -114,4 +150,30 @@ fn to_io(e: ErrorCode) -> io::Error {
         _ => io::ErrorKind::Other,
     };
     io::Error::new(kind, format!("{e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_match_preopens_as_in_wasi_libc() {
+        for root in ["/var/lib/registry", "var/lib/registry/", "./var/lib/registry", "//./var/lib/registry"] {
+            assert_eq!(preopen_form(root), "var/lib/registry", "{root}");
+        }
+        assert_eq!((preopen_form("."), preopen_form("/"), preopen_form("../r")), ("", "", "../r"));
+        assert_eq!(inside("var/lib/registry", "var/lib"), Some("registry"));
+        assert_eq!(inside("var/lib/registry", "var/lib/registry"), Some(""));
+        assert_eq!(inside("var/lib/registryx", "var/lib/registry"), None);
+        assert_eq!(inside("data", ""), Some("data"));
+    }
+
+    #[test]
+    fn relative_roots_lose_their_leading_dot() {
+        assert_eq!(guest_root("./data/registry/"), "data/registry");
+        assert_eq!(guest_root("data"), "data");
+        assert_eq!(guest_root("."), ".");
+        assert_eq!(guest_root("/var/lib/registry"), "/var/lib/registry");
+        assert_eq!(guest_root("/"), "/");
+    }
 }

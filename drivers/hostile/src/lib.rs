@@ -1,6 +1,7 @@
 //! A hostile driver for the sandbox tests. It is a valid driver component, but every
 //! `get_content("/<attack>")` tries one attack on its host and returns what it stole; the
-//! parameter `attack_on_open` makes `open` itself attack. Other parameters name targets:
+//! parameters `attack_on_describe` and `attack_on_open` make `describe` and `open` themselves
+//! attack. It declares nothing: its tests grant explicitly. Other parameters name targets:
 //! `dir` (a granted directory), `url` (an HTTP URL), `socket` (an `ip:port`), `env` (a variable).
 //!
 //! The host's tests drive it through the public API and check that every attack fails, with a
@@ -8,7 +9,7 @@
 
 use std::hint::black_box;
 
-use regstore_sdk::{Driver, Error, FileInfo, FileReader, FileWriter, Params, Result};
+use regstore_sdk::{Description, Driver, Error, FileInfo, FileReader, FileWriter, Params, Result};
 use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
 
 pub struct Hostile {
@@ -135,7 +136,30 @@ fn http_get(url: &str) -> Result<Vec<u8>> {
     Ok(format!("status {}", response.status()).into_bytes())
 }
 
+/// The text of an error, without its kind.
+fn detail(e: &Error) -> String {
+    match e {
+        Error::PathNotFound(d)
+        | Error::InvalidPath(d)
+        | Error::Unsupported(d)
+        | Error::InvalidParameter(d)
+        | Error::Other(d) => d.clone(),
+        Error::InvalidOffset(o) => format!("{} at {}", o.path, o.offset),
+    }
+}
+
 impl Driver for Hostile {
+    fn describe(params: &Params) -> Result<Description> {
+        let Some(attack) = params.string("attack_on_describe")? else { return Ok(Description::default()) };
+        // Always an error, so the test sees what the attack got while describing, where the
+        // instance must have nothing granted.
+        let outcome = match (Hostile { params: params.clone() }).attack(&attack) {
+            Ok(got) => String::from_utf8_lossy(&got).into_owned(),
+            Err(e) => detail(&e),
+        };
+        Err(Error::other(format!("describe attacked with {attack}: {outcome}")))
+    }
+
     fn open(params: Params) -> Result<Self> {
         let driver = Hostile { params };
         if let Some(attack) = driver.params.string("attack_on_open")? {
@@ -191,3 +215,16 @@ impl FileReader for Endless {
 }
 
 regstore_sdk::export_driver!(Hostile);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_declares_nothing_or_reports_its_attack() {
+        assert_eq!(Hostile::describe(&Params::default()).unwrap(), Description::default());
+        let params = Params::parse(r#"{"attack_on_describe":"no-such-attack"}"#).unwrap();
+        let err = Hostile::describe(&params).unwrap_err();
+        assert_eq!(err, Error::other("describe attacked with no-such-attack: /no-such-attack"));
+    }
+}

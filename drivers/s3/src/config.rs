@@ -31,6 +31,9 @@ const OBJECT_ACLS: [&str; 7] = [
     "bucket-owner-full-control",
 ];
 
+/// The variables that carry AWS credentials when the parameters do not.
+pub const CREDENTIALS_ENV: [&str; 3] = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub credentials: Option<Credentials>,
@@ -38,6 +41,8 @@ pub struct Config {
     /// The endpoint every request goes to, with its scheme; `None` lets the SDK derive the AWS
     /// endpoint from the region and the addressing options.
     pub endpoint: Option<String>,
+    /// `host:port` of the endpoint requests go to, the SDK's or the given one.
+    pub authority: String,
     pub force_path_style: bool,
     pub bucket: String,
     pub encrypt: bool,
@@ -104,6 +109,13 @@ impl Config {
             ));
         }
 
+        let (dual_stack, accelerate, fips) =
+            (p.bool("usedualstack", false)?, p.bool("accelerate", false)?, p.bool("usefipsendpoint", false)?);
+        let authority = match &endpoint {
+            Some(endpoint) => endpoint_authority(endpoint)?,
+            None => format!("{}:443", aws_host(&region, dual_stack, accelerate, fips)),
+        };
+
         let credentials =
             credentials(non_empty("accesskey")?, non_empty("secretkey")?, non_empty("sessiontoken")?, env);
 
@@ -134,6 +146,7 @@ impl Config {
             credentials,
             region,
             endpoint,
+            authority,
             force_path_style: p.bool("forcepathstyle", false)?,
             bucket,
             encrypt: p.bool("encrypt", false)?,
@@ -146,12 +159,46 @@ impl Config {
             storage_class: (storage_class != "NONE").then_some(storage_class),
             object_acl,
             user_agent: non_empty("useragent")?,
-            dual_stack: p.bool("usedualstack", false)?,
-            accelerate: p.bool("accelerate", false)?,
-            fips: p.bool("usefipsendpoint", false)?,
+            dual_stack,
+            accelerate,
+            fips,
             redirect_endpoint: non_empty("redirectendpoint")?.map(|e| redirect_endpoint(&e)).transpose()?,
         })
     }
+}
+
+impl Config {
+    /// The authorities, `host:port`, that requests go to: the endpoint (path-style requests)
+    /// and, unless path-style is forced, the bucket's virtual host under it.
+    pub fn authorities(&self) -> Vec<String> {
+        let mut authorities = vec![self.authority.clone()];
+        if !self.force_path_style {
+            authorities.push(format!("{}.{}", self.bucket, self.authority));
+        }
+        authorities
+    }
+}
+
+/// The AWS endpoint's host that the region and the addressing options select, as the SDK's
+/// endpoint rules do.
+fn aws_host(region: &str, dual_stack: bool, accelerate: bool, fips: bool) -> String {
+    let domain = aws_domain(region);
+    let dual_stack = if dual_stack { ".dualstack" } else { "" };
+    if accelerate {
+        format!("s3-accelerate{dual_stack}.{domain}")
+    } else {
+        let fips = if fips { "-fips" } else { "" };
+        format!("s3{fips}{dual_stack}.{region}.{domain}")
+    }
+}
+
+/// `host:port` of an endpoint URL, the port defaulting to its scheme's.
+fn endpoint_authority(endpoint: &str) -> Result<String> {
+    let bad = |why: String| Error::invalid_parameter(format!("invalid regionendpoint {endpoint:?}: {why}"));
+    let uri: http::Uri = endpoint.parse().map_err(|e| bad(format!("{e}")))?;
+    let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host".into()))?;
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("http") { 80 } else { 443 });
+    Ok(format!("{host}:{port}"))
 }
 
 fn invalid_storage_class(value: impl std::fmt::Display) -> Error {

@@ -22,7 +22,9 @@ use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{Delete, ObjectCannedAcl, ObjectIdentifier, ServerSideEncryption, StorageClass};
 use futures::{StreamExt, TryStreamExt};
 use regstore_sdk::keys::KeyMap;
-use regstore_sdk::{Driver, Error, FileInfo, FileReader, FileWriter, Params, Result, Walker};
+use regstore_sdk::{
+    Capabilities, Description, Driver, Error, FileInfo, FileReader, FileWriter, Params, Requirements, Result, Walker,
+};
 
 use client::{Failure, classify, other, run};
 use config::Config;
@@ -34,6 +36,10 @@ const LIST_MAX: i32 = 1000;
 /// How long a redirect URL stays valid (D10).
 const REDIRECT_EXPIRY: Duration = Duration::from_secs(20 * 60);
 const CONTENT_TYPE: &str = "application/octet-stream";
+/// A writer buffers up to `chunksize` (at most 5 GiB) in its instance.
+const MEMORY: u64 = 4 << 30;
+/// Calls wait on the network: a multipart copy of a large blob takes minutes.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 pub struct S3 {
     inner: Rc<Inner>,
@@ -233,6 +239,27 @@ fn modified_ns(t: Option<&DateTime>) -> u64 {
 }
 
 impl Driver for S3 {
+    fn describe(params: &Params) -> Result<Description> {
+        // With no environment, as describe runs: credentials missing here are open's concern.
+        let config = Config::from_params(params, |_| None)?;
+        let mut requirements = Requirements::new().memory(MEMORY).call_timeout(CALL_TIMEOUT);
+        for authority in config.authorities() {
+            requirements = requirements.http_authority(authority);
+        }
+        // Keys in the parameters win; otherwise, as distribution's default chain, the environment.
+        if config.credentials.is_none() {
+            for name in config::CREDENTIALS_ENV {
+                requirements = requirements.env(name);
+            }
+        }
+        let capabilities = Capabilities::new()
+            .native_walk()
+            .redirect_method("GET")
+            .redirect_method("HEAD")
+            .refuses_append_to_committed();
+        Ok(Description::new(requirements, capabilities))
+    }
+
     fn open(params: Params) -> Result<Self> {
         let config = Config::from_params(&params, |k| std::env::var(k).ok())?;
         if config.credentials.is_none() {
@@ -435,3 +462,74 @@ impl Driver for S3 {
 }
 
 regstore_sdk::export_driver!(S3);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn describe(json: &str) -> Result<Description> {
+        S3::describe(&Params::parse(json).unwrap())
+    }
+
+    fn authorities(json: &str) -> Vec<String> {
+        describe(json).unwrap().requirements.http_authorities
+    }
+
+    #[test]
+    fn grants_only_its_endpoint() {
+        let p = r#"{"regionendpoint":"http://127.0.0.1:9000","forcepathstyle":"true","bucket":"b"}"#;
+        assert_eq!(authorities(p), ["127.0.0.1:9000"]);
+        let p = r#"{"regionendpoint":"minio.local","secure":false,"bucket":"b"}"#;
+        assert_eq!(authorities(p), ["minio.local:80", "b.minio.local:80"]);
+        let p = r#"{"regionendpoint":"https://[::1]","bucket":"b","forcepathstyle":true}"#;
+        assert_eq!(authorities(p), ["[::1]:443"]);
+        let p = r#"{"region":"eu-west-1","bucket":"b"}"#;
+        assert_eq!(authorities(p), ["s3.eu-west-1.amazonaws.com:443", "b.s3.eu-west-1.amazonaws.com:443"]);
+        let p = r#"{"region":"cn-north-1","bucket":"b","usefipsendpoint":true,"usedualstack":"1"}"#;
+        assert_eq!(authorities(p)[0], "s3-fips.dualstack.cn-north-1.amazonaws.com.cn:443");
+        let p = r#"{"region":"us-east-1","bucket":"b","accelerate":true}"#;
+        assert_eq!(authorities(p)[1], "b.s3-accelerate.amazonaws.com:443");
+        let p = r#"{"region":"us-east-1","bucket":"b","secure":false}"#;
+        assert_eq!(authorities(p), ["s3.us-east-1.amazonaws.com:80", "b.s3.us-east-1.amazonaws.com:80"]);
+    }
+
+    #[test]
+    fn parameter_errors_are_opens() {
+        for json in [r#"{"bucket":"b"}"#, r#"{"region":"us-east-1"}"#, r#"{"bucket":"b","region":"mars-1"}"#] {
+            let Err(Error::InvalidParameter(described)) = describe(json) else { panic!("{json} was accepted") };
+            let Err(Error::InvalidParameter(opened)) = S3::open(Params::parse(json).unwrap()) else {
+                panic!("{json} was opened")
+            };
+            assert_eq!(described, opened);
+        }
+        assert_eq!(
+            describe(r#"{"bucket":"b","region":"mars-1"}"#).unwrap_err(),
+            Error::InvalidParameter("invalid region provided: mars-1".into())
+        );
+        let Err(Error::InvalidParameter(m)) = describe(r#"{"bucket":"b","regionendpoint":"http://a b"}"#) else {
+            panic!("an endpoint that is no URL was accepted")
+        };
+        assert!(m.starts_with("invalid regionendpoint \"http://a b\": "), "{m}");
+    }
+
+    #[test]
+    fn credentials_come_from_params_first() {
+        let d = describe(r#"{"region":"us-east-1","bucket":"b","accesskey":"a","secretkey":"s"}"#).unwrap();
+        assert!(d.requirements.env.is_empty());
+        // Without both keys, and with no environment while describing: ask for the variables.
+        let d = describe(r#"{"region":"us-east-1","bucket":"b","accesskey":"a"}"#).unwrap();
+        assert_eq!(d.requirements.env, ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]);
+    }
+
+    #[test]
+    fn describes_itself() {
+        let d = describe(r#"{"region":"us-east-1","bucket":"b"}"#).unwrap();
+        let r = &d.requirements;
+        assert!(!r.keeps_state && r.read_write_dirs.is_empty() && r.read_only_dirs.is_empty());
+        assert_eq!((r.memory_bytes, r.call_timeout_ms, r.max_concurrent_calls), (4 << 30, 15 * 60_000, None));
+        let c = &d.capabilities;
+        assert!(c.native_walk && !c.appends_to_committed);
+        assert_eq!(c.redirect_methods, ["GET", "HEAD"]);
+        assert_eq!(c.max_object_size, None);
+    }
+}

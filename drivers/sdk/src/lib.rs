@@ -12,6 +12,7 @@
 //! ```
 
 mod adapter;
+mod description;
 pub mod flatwalk;
 pub mod keys;
 mod params;
@@ -19,21 +20,39 @@ mod params;
 pub use adapter::Component;
 pub use params::Params;
 
-/// Raw bindings of the WIT package, generated once here for every driver.
+/// Raw bindings of the current contract, generated once here for every driver.
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit/0.2.0",
         world: "storage-driver",
+        additional_derives: [PartialEq, Eq],
         pub_export_macro: true,
         export_macro_name: "__export_storage_driver",
         default_bindings_module: "regstore_sdk::bindings",
     });
 }
 
-pub use bindings::exports::registry::storage::types::{Error, FileInfo, OffsetError};
+/// Raw bindings of the previous contract, `registry:storage@0.1.0`, for [`export_driver_v0_1!`].
+pub mod bindings_v0_1 {
+    // A world of another name: wit-bindgen's exported macros are named after the world, and
+    // both versions' macros live at this crate's root.
+    wit_bindgen::generate!({
+        path: "wit/0.1.0",
+        inline: "package regstore:sdk;
+                 world storage-driver-v0-1 { include registry:storage/storage-driver@0.1.0; }",
+        world: "regstore:sdk/storage-driver-v0-1",
+        pub_export_macro: true,
+        export_macro_name: "__export_storage_driver_v0_1",
+        default_bindings_module: "regstore_sdk::bindings_v0_1",
+    });
+}
+
+pub use bindings::exports::registry::storage::types::{
+    Capabilities, Description, Error, FileInfo, OffsetError, Requirements,
+};
 
 /// The version of the WIT package this SDK implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// What every driver method returns.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -71,6 +90,10 @@ pub fn now_ns() -> u64 {
 /// A storage driver, as distribution's `StorageDriver`. Paths are valid and absolute when they
 /// arrive (`/` only for `stat`, `list` and `walk`); offsets are never negative.
 pub trait Driver: Sized + 'static {
+    /// What the driver needs from its sandbox and what it can do, for these parameters. It runs
+    /// with nothing granted (no files, network or environment), before `open`, and must reject
+    /// bad parameters with the errors `open` gives: parse them with the same function.
+    fn describe(params: &Params) -> Result<Description>;
     /// Builds the driver from its parameters.
     fn open(params: Params) -> Result<Self>;
     /// The driver's name for messages, by convention its registration name.
@@ -167,11 +190,21 @@ impl WriterState {
     }
 }
 
-/// Exports a [`Driver`] as this component's `registry:storage/driver`.
+/// Exports a [`Driver`] as this component's `registry:storage/driver` (the current contract).
 #[macro_export]
 macro_rules! export_driver {
     ($driver:ty) => {
         type __RegstoreComponent = $crate::Component<$driver>;
         $crate::bindings::__export_storage_driver!(__RegstoreComponent with_types_in $crate::bindings);
+    };
+}
+
+/// Exports a [`Driver`] against the previous contract, `registry:storage@0.1.0` (no `describe`),
+/// to check that hosts still load such components.
+#[macro_export]
+macro_rules! export_driver_v0_1 {
+    ($driver:ty) => {
+        type __RegstoreComponent = $crate::Component<$driver>;
+        $crate::bindings_v0_1::__export_storage_driver_v0_1!(__RegstoreComponent with_types_in $crate::bindings_v0_1);
     };
 }

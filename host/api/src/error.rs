@@ -24,6 +24,10 @@ pub enum Error {
     /// incompatible version of the contract.
     #[error("cannot load driver component {source_name}: {reason}")]
     Load { source_name: String, reason: String },
+    /// The driver needs what its sandbox does not grant; `detail` lists each missing grant and
+    /// how to give it.
+    #[error("{driver}: {detail}")]
+    NotGranted { driver: String, detail: String },
     /// The driver's instance trapped (panic, limit, deadline) or was already lost; the call
     /// failed, and the next call runs on a fresh instance.
     #[error("{driver}: driver crashed: {detail}")]
@@ -41,6 +45,7 @@ pub enum ErrorKind {
     Other,
     InvalidStorageDriver,
     Load,
+    NotGranted,
     Crashed,
 }
 
@@ -55,6 +60,7 @@ impl Error {
             Error::Other { .. } => ErrorKind::Other,
             Error::InvalidStorageDriver(_) => ErrorKind::InvalidStorageDriver,
             Error::Load { .. } => ErrorKind::Load,
+            Error::NotGranted { .. } => ErrorKind::NotGranted,
             Error::Crashed { .. } => ErrorKind::Crashed,
         }
     }
@@ -81,9 +87,27 @@ impl Error {
             | Error::Unsupported { driver }
             | Error::InvalidParameter { driver, .. }
             | Error::Other { driver, .. }
+            | Error::NotGranted { driver, .. }
             | Error::Crashed { driver, .. } => Some(driver),
             Error::InvalidStorageDriver(_) | Error::Load { .. } => None,
         }
+    }
+
+    /// The same error under the name `name` (distribution's `setDriverName`): what a driver
+    /// returns is reported under its own `Name()`, whatever name the error was built with.
+    pub fn with_driver(mut self, name: &str) -> Self {
+        match &mut self {
+            Error::PathNotFound { driver, .. }
+            | Error::InvalidPath { driver, .. }
+            | Error::InvalidOffset { driver, .. }
+            | Error::Unsupported { driver }
+            | Error::InvalidParameter { driver, .. }
+            | Error::Other { driver, .. }
+            | Error::NotGranted { driver, .. }
+            | Error::Crashed { driver, .. } => name.clone_into(driver),
+            Error::InvalidStorageDriver(_) | Error::Load { .. } => {}
+        }
+        self
     }
 }
 

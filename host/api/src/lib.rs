@@ -2,8 +2,11 @@
 //!
 //! [`StorageDriver`] is distribution's `StorageDriver` as an async, object-safe trait. The wasm
 //! drivers of the `regstore` host implement it, and so do the conformance suite's native
-//! baselines; programs and the suite are written against this crate alone.
+//! baselines; programs and the suite are written against this crate alone. [`Base`] wraps every
+//! driver once with the checks they all share.
 
+mod base;
+mod capabilities;
 mod error;
 mod io;
 pub mod path;
@@ -13,6 +16,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
+pub use base::Base;
+pub use capabilities::Capabilities;
 pub use error::{Error, ErrorKind, Result};
 pub use io::{DEFAULT_CHUNK_SIZE, FileWriterIo, ReaderIo};
 pub use walk::{WalkControl, Walker};
@@ -57,6 +62,10 @@ pub trait FileWriter: Send {
 pub trait StorageDriver: Send + Sync {
     /// The driver's name, as its `Name()`.
     fn name(&self) -> &str;
+    /// What the driver declares it does where drivers differ; undeclared by default.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
     async fn get_content(&self, path: &str) -> Result<Vec<u8>>;
     /// Replaces whatever is stored at `path`.
     async fn put_content(&self, path: &str, content: &[u8]) -> Result<()>;

@@ -11,7 +11,7 @@ use regstore::{Error, ErrorKind, Params, Registry, Sandbox, StorageDriver};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const HOSTILE: &str = env!("REGSTORE_HOSTILE_WASM");
+const HOSTILE: &str = regstore_bundled::test_components::HOSTILE;
 
 async fn registry() -> Registry {
     let registry = Registry::new();
@@ -25,7 +25,7 @@ fn params(value: Value) -> Params {
 
 /// A quick sandbox: short deadlines keep the suite fast.
 fn sandbox() -> Sandbox {
-    Sandbox { call_deadline: Duration::from_secs(2), memory_limit: 64 << 20, ..Sandbox::default() }
+    Sandbox { call_deadline: Some(Duration::from_secs(2)), memory_limit: Some(64 << 20), ..Sandbox::default() }
 }
 
 /// Keeps an inmemory driver busy with put/get round trips until stopped.
@@ -140,6 +140,28 @@ async fn read_an_environment_variable_not_given() {
     let given = Sandbox { env: vec![("GIVEN".into(), "yes".into())], ..sandbox() };
     let d = registry.create_with("hostile", &params(json!({ "env": "GIVEN" })), given).await.unwrap();
     assert_eq!(d.get_content("/env").await.unwrap(), b"stolen: \"yes\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_runs_with_nothing_granted() {
+    // Even where the operator grants a directory, a host and a variable, the instance that
+    // answers `describe` gets none of them.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), b"s").unwrap();
+    let registry = registry().await;
+    let granted =
+        Sandbox { dirs: vec![dir.path().to_path_buf()], env: vec![("GIVEN".into(), "yes".into())], ..sandbox() };
+    for (attack, target, refused) in [
+        ("read-passwd", json!({}), "filesystem refused"),
+        ("env", json!({ "env": "GIVEN" }), "environment refused GIVEN"),
+        ("escape-symlink", json!({ "dir": dir.path().display().to_string() }), "filesystem refused"),
+    ] {
+        let mut p = params(target);
+        p.insert("attack_on_describe".into(), Value::String(attack.into()));
+        let e = registry.create_with("hostile", &p, granted.clone()).await.err().expect("describe must fail");
+        let text = e.to_string();
+        assert!(text.contains(refused) && !text.contains("stolen"), "{attack}: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -239,6 +239,30 @@ async fn cli_put_get_walk() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A relative `rootdirectory` is relative to regstore's working directory, as distribution's;
+/// `drivers --describe` shows what the driver asks for and gets.
+async fn relative_root_and_describe() -> Result<(), Failed> {
+    let cwd = tempfile::tempdir()?;
+    let bin = env!("CARGO_BIN_EXE_regstore");
+    let run = |args: &[&str]| Command::new(bin).args(args).current_dir(cwd.path()).output();
+    let put = run(&["put", "--driver", "filesystem", "--param", "rootdirectory=data", "/a/b", "-f", "/dev/null"])?;
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    assert_eq!(files_below(cwd.path()), ["data/a/b"]);
+    let ls = run(&["ls", "--driver", "filesystem", "--param", "rootdirectory=./data", "/a"])?;
+    assert_eq!(String::from_utf8(ls.stdout)?, "/a/b\n");
+    let root = format!("rootdirectory={}", cwd.path().join("data").display());
+    let describe = run(&["drivers", "--describe", "--driver", "filesystem", "--param", &root])?;
+    let text = String::from_utf8(describe.stdout)?;
+    assert!(describe.status.success(), "{text}");
+    assert!(text.contains(&format!("read-write directories  {}", cwd.path().join("data").display())), "{text}");
+    assert!(text.contains("concurrent calls        100"), "maxthreads' default: {text}");
+    assert!(text.contains("would be granted"), "{text}");
+    let bad = run(&["drivers", "--describe", "--driver", "filesystem", "--param", "maxthreads=x"])?;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8(bad.stderr)?.contains("maxthreads config error"), "distribution's message");
+    Ok(())
+}
+
 /// Concurrent calls on a stateless driver spread over a pool of instances; inmemory, whose state
 /// is its memory, keeps one.
 async fn concurrent_calls_use_a_pool() -> Result<(), Failed> {
@@ -291,6 +315,7 @@ fn main() {
         trial("filesystem::symlinks_do_not_escape", symlinks_do_not_escape),
         trial("filesystem::cli_put_get_walk", cli_put_get_walk),
         trial("filesystem::concurrent_calls_use_a_pool", concurrent_calls_use_a_pool),
+        trial("filesystem::relative_root_and_describe", relative_root_and_describe),
     ];
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

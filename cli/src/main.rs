@@ -1,7 +1,9 @@
-//! The `regstore` command line.
+//! `regstore`: load storage-driver components by name, run the conformance suite against them,
+//! and work with the objects they store.
 
 mod bench;
 mod conformance;
+mod describe;
 mod objects;
 
 use std::path::PathBuf;
@@ -21,12 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// List the registered drivers: name, origin and the contract version each was built for.
-    Drivers {
-        /// Also register these component files.
-        #[arg(long = "component", value_name = "FILE.wasm")]
-        components: Vec<PathBuf>,
-    },
+    /// List the registered drivers: name, origin and the contract version each was built for;
+    /// with --describe, what one driver declares and what it would be granted.
+    Drivers(DriversArgs),
     /// Run the conformance suite against a driver.
     Conformance(conformance::ConformanceArgs),
     /// Benchmark a driver against a native baseline in the same run.
@@ -52,7 +51,7 @@ enum Command {
 /// Which driver to use, with what parameters, in what sandbox.
 #[derive(Args, Clone)]
 pub struct DriverArgs {
-    /// A registered driver by name (bundled: inmemory, ...).
+    /// A registered driver by name (bundled: inmemory, filesystem, s3, ...).
     #[arg(long, value_name = "NAME", conflicts_with = "component", required_unless_present = "component")]
     driver: Option<String>,
     /// A third-party driver component file, loaded without rebuilding regstore.
@@ -61,22 +60,41 @@ pub struct DriverArgs {
     /// A driver parameter, as in distribution's config.yml (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
-    /// Grant the driver this host directory, at the same path (repeatable).
+    #[command(flatten)]
+    grants: GrantArgs,
+}
+
+/// What the operator grants a driver beyond what it declares (a bundled driver gets what it
+/// declares anyway; a third-party one only what these allow).
+#[derive(Args, Clone, Default)]
+pub struct GrantArgs {
+    /// Let the driver read and write this host directory, at the same path (repeatable).
     #[arg(long = "allow-dir", value_name = "DIR")]
     allow_dirs: Vec<PathBuf>,
+    /// Let the driver read this host directory, at the same path (repeatable).
+    #[arg(long = "allow-read", value_name = "DIR")]
+    allow_read: Vec<PathBuf>,
     /// Let the driver send HTTP requests to this authority, `host` or `host:port` (repeatable).
     #[arg(long = "allow-host", value_name = "HOST[:PORT]")]
     allow_hosts: Vec<String>,
-    /// Most linear memory one driver instance may use, in MiB.
-    #[arg(long, value_name = "MIB")]
-    memory_limit: Option<usize>,
-    /// Longest one call into the driver may run, in seconds.
-    #[arg(long, value_name = "SECONDS")]
-    deadline: Option<f64>,
+    /// Hand the driver this environment variable of regstore's own environment (repeatable).
+    #[arg(long = "allow-env", value_name = "NAME")]
+    allow_env: Vec<String>,
+    /// Grant a third-party driver everything it declares, and print what was granted.
+    #[arg(long)]
+    grant_requested: bool,
+    /// Most linear memory one driver instance may use, in MiB (default: what the driver
+    /// declares; a third-party driver gets at most 256 MiB unless this grants more).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..=4096))]
+    memory_limit: Option<u64>,
+    /// Longest one call into the driver may run, in seconds (default: what the driver declares;
+    /// a third-party driver gets at most 60 s unless this grants more).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    deadline: Option<Duration>,
     /// Most instances serving the driver at once (only for drivers that keep no state in
-    /// their memory; filesystem's default is 8, any other's 1).
-    #[arg(long, value_name = "N")]
-    instances: Option<usize>,
+    /// their memory; default 8 for those, 1 for the others).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    instances: Option<u64>,
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -85,6 +103,31 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
         return Err(format!("empty parameter name in {s:?}"));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+/// A positive number of seconds, at most a day.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(0.001..=86_400.0).contains(&secs) {
+        return Err(format!("{s} s is outside 0.001 to 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl GrantArgs {
+    pub fn sandbox(&self) -> Sandbox {
+        Sandbox {
+            dirs: self.allow_dirs.clone(),
+            read_only_dirs: self.allow_read.clone(),
+            hosts: self.allow_hosts.clone(),
+            env_names: self.allow_env.clone(),
+            env: Vec::new(),
+            memory_limit: self.memory_limit.map(|mib| (mib as usize) << 20),
+            call_deadline: self.deadline,
+            instances: self.instances.map(|n| n as usize),
+            grant_requested: self.grant_requested,
+        }
+    }
 }
 
 impl DriverArgs {
@@ -101,31 +144,48 @@ impl DriverArgs {
         }
     }
 
-    /// The sandbox for `name`: what the registry grants for these parameters, plus the
-    /// operator's grants and limits.
-    pub fn sandbox(&self, registry: &Registry, name: &str, params: &Params) -> Result<Sandbox, Error> {
-        let mut sandbox = registry.sandbox_for(name, params)?;
-        sandbox.dirs.extend(self.allow_dirs.iter().cloned());
-        sandbox.hosts.extend(self.allow_hosts.iter().cloned());
-        if let Some(mib) = self.memory_limit {
-            sandbox.memory_limit = mib << 20;
-        }
-        if let Some(n) = self.instances {
-            sandbox.instances = n.max(1);
-        }
-        if let Some(secs) = self.deadline {
-            sandbox.call_deadline = Duration::from_secs_f64(secs.max(0.001));
-        }
-        Ok(sandbox)
+    /// The operator's grants and limits from the command line.
+    pub fn sandbox(&self) -> Sandbox {
+        self.grants.sandbox()
     }
 
-    /// Resolves, then builds the driver.
+    /// Resolves, then builds the driver; with `--grant-requested`, says on stderr what the
+    /// driver was granted.
     pub async fn open(&self, registry: &Registry) -> Result<Driver, Error> {
         let name = self.resolve(registry).await?;
-        let params = self.params();
-        let sandbox = self.sandbox(registry, &name, &params)?;
-        registry.create_with(&name, &params, sandbox).await
+        self.open_as(registry, &name, &self.params()).await
     }
+
+    /// Builds the registered driver `name` with `params` in this sandbox.
+    pub async fn open_as(&self, registry: &Registry, name: &str, params: &Params) -> Result<Driver, Error> {
+        let sandbox = self.sandbox();
+        if sandbox.grant_requested {
+            let plan = registry.plan(name, params, &sandbox).await?;
+            if let Ok(grants) = &plan.grants {
+                eprintln!("granted to {name}: {}", describe::grants_line(grants));
+            }
+        }
+        registry.create_with(name, params, sandbox).await
+    }
+}
+
+#[derive(Args)]
+pub struct DriversArgs {
+    /// Also register these component files; one that cannot be loaded is listed with why.
+    #[arg(long = "component", value_name = "FILE.wasm")]
+    components: Vec<PathBuf>,
+    /// Describe one driver (--driver NAME or --component FILE, with its --param values): what
+    /// it declares it needs and can do, and what this sandbox would grant it.
+    #[arg(long)]
+    describe: bool,
+    /// The driver to describe.
+    #[arg(long, value_name = "NAME")]
+    driver: Option<String>,
+    /// A driver parameter for --describe (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    #[command(flatten)]
+    grants: GrantArgs,
 }
 
 /// Why a command failed: a typed error or a plain message (I/O of local files).
@@ -142,7 +202,7 @@ impl From<Error> for Failure {
     }
 }
 
-pub fn main() -> ExitCode {
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -154,7 +214,7 @@ pub fn main() -> ExitCode {
     let registry = Registry::new();
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Drivers { components } => drivers(&registry, &components).await,
+            Command::Drivers(args) => describe::drivers(&registry, args).await,
             Command::Conformance(args) => conformance::run(&registry, args).await,
             Command::Bench(args) => bench::run(&registry, args).await,
             Command::Put(args) => objects::put(&registry, args).await,
@@ -183,21 +243,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn drivers(registry: &Registry, components: &[PathBuf]) -> Result<(), Failure> {
-    for file in components {
-        registry.register_file(None, file).await?;
-    }
-    println!("{:<16} {:<10} {:<24} SOURCE", "NAME", "ORIGIN", "WIT");
-    for info in registry.describe().await {
-        let (origin, source) = match &info.origin {
-            regstore::Origin::Bundled => ("bundled", String::from("-")),
-            regstore::Origin::File(p) => ("file", p.display().to_string()),
-        };
-        let wit = match &info.wit_version {
-            Ok(v) => format!("registry:storage@{v}"),
-            Err(e) => format!("unloadable: {e}"),
-        };
-        println!("{:<16} {:<10} {:<24} {source}", info.name, origin, wit);
-    }
-    Ok(())
+fn main() -> ExitCode {
+    run()
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use regstore::{Error, Params, Registry, StorageDriver};
+use regstore::{Error, Params, Registry, Sandbox, StorageDriver};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let path = dir.join(name);
@@ -62,9 +62,36 @@ async fn a_component_without_the_driver_interface() {
 async fn a_component_built_for_another_version() {
     let wat = r#"(component
         (instance $driver)
-        (export "registry:storage/driver@0.2.0" (instance $driver)))"#;
+        (export "registry:storage/driver@0.3.0" (instance $driver)))"#;
     let message = load_error(&wat::parse_str(wat).unwrap()).await;
-    assert!(message.contains("registry:storage@0.2.0") && message.contains("registry:storage@0.1.0"), "{message}");
+    for version in ["registry:storage@0.3.0", "registry:storage@0.2.0", "registry:storage@0.1.0"] {
+        assert!(message.contains(version), "{version} missing: {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_component_whose_exports_do_not_match_its_version() {
+    // It claims 0.2.0, but its `file-writer.size` returns u32: refused at load, not at a call.
+    let bytes = std::fs::read(regstore_bundled::test_components::MISMATCHED).unwrap();
+    let message = load_error(&bytes).await;
+    assert!(message.contains("registry:storage@0.2.0"), "the version it claims: {message}");
+    assert!(message.contains("size"), "the function: {message}");
+    assert!(message.contains("u64") && message.contains("u32"), "both types: {message}");
+}
+
+#[tokio::test]
+async fn a_component_for_the_old_contract_loads_and_declares_nothing() {
+    let registry = Registry::empty();
+    let name = registry.register_file(Some("legacy"), Path::new(regstore_bundled::test_components::LEGACY_V0_1)).await;
+    assert_eq!(name.unwrap(), "legacy");
+    let info = registry.drivers().await.into_iter().find(|i| i.name == "legacy").unwrap();
+    assert_eq!(info.wit_version.unwrap(), "0.1.0");
+    let description = registry.describe("legacy", &Params::new()).await.unwrap();
+    assert!(!description.declared);
+    assert!(description.requirements.keeps_state, "an undeclared driver keeps its one instance");
+    let driver = registry.create("legacy", &Params::new()).await.unwrap();
+    driver.put_content("/x", b"y").await.unwrap();
+    assert_eq!(driver.get_content("/x").await.unwrap(), b"y");
 }
 
 #[tokio::test]
@@ -87,7 +114,7 @@ async fn a_missing_file() {
 #[tokio::test]
 async fn bundled_drivers_are_listed_with_their_contract_version() {
     let registry = Registry::new();
-    let infos = registry.describe().await;
+    let infos = registry.drivers().await;
     let inmemory = infos.iter().find(|i| i.name == "inmemory").expect("inmemory is bundled");
     assert_eq!(inmemory.wit_version.as_deref().ok(), Some(regstore::WIT_VERSION));
     assert_eq!(inmemory.origin, regstore::Origin::Bundled);
@@ -104,7 +131,12 @@ async fn a_driver_file_registers_under_its_name() {
     let registry = Registry::empty();
     let name = registry.register_file(None, &file).await.unwrap();
     assert_eq!(name, "thirdparty");
-    let driver = registry.create("thirdparty", &Params::new()).await.unwrap();
+    // As a third party's, its 4 GiB are not granted without the operator's word.
+    let e = registry.create("thirdparty", &Params::new()).await.err().unwrap();
+    assert_eq!(e.kind(), regstore::ErrorKind::NotGranted, "{e}");
+    assert!(e.to_string().contains("--memory-limit 4096"), "{e}");
+    let sandbox = Sandbox { memory_limit: Some(64 << 20), ..Sandbox::default() };
+    let driver = registry.create_with("thirdparty", &Params::new(), sandbox).await.unwrap();
     driver.put_content("/x", b"y").await.unwrap();
     assert_eq!(driver.get_content("/x").await.unwrap(), b"y");
     // Its own Name() is what errors carry.

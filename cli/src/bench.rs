@@ -33,6 +33,23 @@ pub struct BenchArgs {
     /// Also draw the wasm/native ratios as an SVG chart into this file.
     #[arg(long, value_name = "FILE")]
     svg: Option<std::path::PathBuf>,
+    /// The native implementation each benchmark also runs against, for the ratios: an
+    /// in-process map, std::fs under the driver's rootdirectory, or aws-sdk-s3 with the
+    /// driver's S3 parameters.
+    #[arg(long, value_enum, default_value_t = Baseline::None)]
+    baseline: Baseline,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Baseline {
+    /// No baseline: figures without ratios.
+    None,
+    /// A BTreeMap in this process.
+    Memory,
+    /// std::fs, with the same fsync discipline, under the driver's rootdirectory.
+    Fs,
+    /// aws-sdk-s3 compiled natively, against the same endpoint and bucket.
+    AwsSdkS3,
 }
 
 pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
@@ -41,33 +58,23 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
     let base = params.get("rootdirectory").and_then(Value::as_str).map(str::to_string);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let unique = format!("{}-{}", std::process::id(), now.as_nanos());
-    let s3 = matches!(name.as_str(), "s3" | "s3aws");
-    if let Some(base) = &base {
-        params.insert("rootdirectory".into(), Value::String(format!("{base}/regstore-bench-{unique}")));
-    } else if s3 {
-        // A bucket is shared: the run keeps to a prefix of its own even without a root.
-        params.insert("rootdirectory".into(), Value::String(format!("/regstore-bench-{unique}")));
-    }
-    let sandbox = args.driver.sandbox(registry, &name, &params)?;
-    let driver: Arc<dyn StorageDriver> = Arc::new(registry.create_with(&name, &params, sandbox.clone()).await?);
-    let native: Option<Arc<dyn StorageDriver>> = match (name.as_str(), &base) {
-        ("inmemory", _) => Some(Arc::new(NativeMemory::default())),
-        ("filesystem", Some(base)) => Some(Arc::new(
-            NativeFs::new(format!("{base}/regstore-bench-native-{unique}"))
-                .map_err(|e| Failure::Message(format!("native baseline root: {e}")))?,
+    // Every run keeps to a root of its own: a bucket or a directory may be shared.
+    let root = format!("{}/regstore-bench-{unique}", base.as_deref().unwrap_or("").trim_end_matches('/'));
+    params.insert("rootdirectory".into(), Value::String(root));
+    let sandbox = args.driver.sandbox();
+    let driver: Arc<dyn StorageDriver> = Arc::new(args.driver.open_as(registry, &name, &params).await?);
+    let native_root = format!("{}/regstore-bench-native-{unique}", base.as_deref().unwrap_or("").trim_end_matches('/'));
+    let native: Option<Arc<dyn StorageDriver>> = match args.baseline {
+        Baseline::None => None,
+        Baseline::Memory => Some(Arc::new(NativeMemory::default())),
+        Baseline::Fs if base.is_some() => Some(Arc::new(
+            NativeFs::new(&native_root).map_err(|e| Failure::Message(format!("native baseline root: {e}")))?,
         )),
-        _ if s3 => {
-            let root =
-                format!("{}/regstore-bench-native-{unique}", base.as_deref().unwrap_or("").trim_end_matches('/'));
-            match native_s3(&params, root) {
-                Ok(n) => Some(Arc::new(n)),
-                Err(why) => {
-                    eprintln!("bench: no native baseline for {name}: {why}");
-                    None
-                }
-            }
-        }
-        _ => None,
+        Baseline::Fs => return Err(Failure::Message("--baseline fs needs a rootdirectory parameter".into())),
+        Baseline::AwsSdkS3 => match native_s3(&params, native_root) {
+            Ok(n) => Some(Arc::new(n)),
+            Err(why) => return Err(Failure::Message(format!("--baseline aws-sdk-s3: {why}"))),
+        },
     };
     let config = BenchConfig {
         target: Duration::from_secs_f64(args.seconds.max(0.01)),
@@ -111,9 +118,10 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
     if let Some(svg) = &args.svg {
         std::fs::write(svg, chart(&figures)).map_err(|e| Failure::Message(format!("{}: {e}", svg.display())))?;
     }
-    // The roots were emptied by the benchmarks; remove them (local directories; s3 keeps none).
-    if let (Some(base), false) = (&base, s3) {
-        let _ = std::fs::remove_dir_all(format!("{base}/regstore-bench-{unique}"));
+    // The roots were emptied by the benchmarks; remove them where they are local directories
+    // (remove_dir touches only empty ones).
+    if let Some(base) = &base {
+        let _ = std::fs::remove_dir(format!("{base}/regstore-bench-{unique}"));
         let _ = std::fs::remove_dir_all(format!("{base}/regstore-bench-native-{unique}"));
     }
     Ok(())

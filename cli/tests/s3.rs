@@ -15,7 +15,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use libtest_mimic::{Arguments, Failed, Trial};
-use regstore::{Driver, Error, ErrorKind, FileWriter, Params, Registry, StorageDriver, WalkControl};
+use regstore::{
+    Capabilities, Driver, Error, ErrorKind, FileWriter, Params, Registry, Sandbox, StorageDriver, WalkControl,
+};
 use regstore_testsuite::bench::BenchConfig;
 use regstore_testsuite::emulators::{MOTO_VERSION, Moto, Unavailable, require_emulator};
 use regstore_testsuite::native_s3::{NativeS3, NativeS3Config};
@@ -37,6 +39,9 @@ struct Env {
     endpoint: String,
     bucket: String,
     registry: Registry,
+    /// The s3 component registered as a third party's file, `s3file`, and its folder.
+    file_registry: tokio::sync::OnceCell<Registry>,
+    file_dir: OnceLock<tempfile::TempDir>,
     native: aws_sdk_s3::Client,
     next_root: AtomicU64,
 }
@@ -688,25 +693,49 @@ async fn parameters(env: Arc<Env>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The host grants the driver its endpoint alone: with a grant for another authority, the first
-/// request is refused before it leaves, and the error says so (not a timeout).
-async fn refused_outside_grant(env: Arc<Env>) -> Result<(), Failure> {
+/// The bundled s3 driver is granted its endpoint's authority alone. The same component loaded
+/// as a third party's file gets it only when the operator grants it: without, `open` fails
+/// naming the authority and the flag; with it, it works.
+async fn grants(env: Arc<Env>) -> Result<(), Failure> {
     let params = env.params(&env.fresh_root());
-    let mut sandbox = env.registry.sandbox_for("s3", &params).map_err(|e| format!("sandbox_for: {e}"))?;
     let port = env.endpoint.rsplit(':').next().unwrap_or_default().to_string();
-    ensure_eq!(sandbox.hosts, vec![format!("127.0.0.1:{port}")], "the bundled grant: the endpoint's authority only");
-    sandbox.hosts = vec!["127.0.0.1:1".into()];
-    let d = env.registry.create_with("s3", &params, sandbox).await.ctx("create_with")?;
-    let started = std::time::Instant::now();
-    let e = expect_error(d.stat("/a").await.map(|_| ()), ErrorKind::Other, d.name(), "Stat outside the grant")?;
+    let authority = format!("127.0.0.1:{port}");
+    let plan = env.registry.plan("s3", &params, &Sandbox::default()).await.ctx("plan")?;
+    ensure!(plan.trusted, "a bundled driver is trusted");
+    ensure_eq!(plan.grants.ctx("grants")?.hosts, vec![authority.clone()], "the bundled grant: the endpoint only");
+
+    let (registry, _file) = s3_file_registry().await?;
+    let e = registry.create("s3file", &params).await.err().ok_or("a third-party s3 opened without its grant")?;
     let text = e.to_string();
-    ensure!(
-        text.contains("refused") && text.contains(&env.endpoint),
-        "the error must say the host refused {}: {text}",
-        env.endpoint
-    );
-    ensure!(started.elapsed() < Duration::from_secs(10), "a refusal must be quick, took {:?}", started.elapsed());
+    ensure_eq!(e.kind(), ErrorKind::NotGranted, "the kind of the error ({text})");
+    for part in [format!("--allow-host {authority}"), "--memory-limit 4096".into(), "--deadline 900".into()] {
+        ensure!(text.contains(&part), "the error must name {part}: {text}");
+    }
+    let d = registry.create_with("s3file", &params, s3_file_grants(&port)).await.ctx("with its grants")?;
+    expect_error(d.stat("/missing").await.map(|_| ()), ErrorKind::PathNotFound, d.name(), "Stat")?;
     Ok(())
+}
+
+/// A registry holding the bundled s3 component as a third party's file, `s3file`.
+async fn s3_file_registry() -> Result<(Registry, tempfile::TempDir), Failure> {
+    let wasm = regstore_bundled::COMPONENTS.iter().find(|(name, _)| *name == "s3").ok_or("no bundled s3")?.1;
+    let dir = tempfile::tempdir().ctx("a temporary directory")?;
+    let file = dir.path().join("s3file.wasm");
+    std::fs::write(&file, wasm).ctx("writing the component file")?;
+    let registry = Registry::empty();
+    registry.register_file(None, &file).await.ctx("registering the s3 component file")?;
+    Ok((registry, dir))
+}
+
+/// What an operator grants the s3 component loaded from a file: its endpoint, and what it
+/// declares it needs for a large multipart upload.
+fn s3_file_grants(port: &str) -> Sandbox {
+    Sandbox {
+        hosts: vec![format!("127.0.0.1:{port}")],
+        memory_limit: Some(4 << 30),
+        call_deadline: Some(Duration::from_secs(900)),
+        ..Sandbox::default()
+    }
 }
 
 /// `regstore stat` against a loopback port where nothing listens fails fast, naming the
@@ -847,7 +876,7 @@ fn specific() -> Vec<(&'static str, S3Test)> {
         ("TestAppendToCommittedIsRefused", |e| Box::pin(append_to_committed_is_refused(e))),
         ("TestS3RedirectURL", |e| Box::pin(redirect_url(e))),
         ("TestParams", |e| Box::pin(parameters(e))),
-        ("TestRefusedOutsideGrant", |e| Box::pin(refused_outside_grant(e))),
+        ("TestGrants", |e| Box::pin(grants(e))),
         ("TestUnreachableEndpoint", |e| Box::pin(unreachable_endpoint(e))),
         ("TestRedirectEndpoint", |e| Box::pin(redirect_endpoint(e))),
         ("BenchAgainstNativeSdk", |e| Box::pin(bench_against_native_sdk(e))),
@@ -872,33 +901,52 @@ fn env_of(shared: &Shared) -> Result<Arc<Env>, Failed> {
     }
 }
 
-/// A fresh driver over a fresh root for each conformance test.
-fn factory(env: Arc<Env>) -> DriverFactory {
+/// A fresh driver over a fresh root for each conformance test: the bundled s3 driver, or
+/// (`as_file`) the same component loaded as a third party's file with the operator's grants.
+fn factory(env: Arc<Env>, as_file: bool) -> DriverFactory {
     Arc::new(move || {
         let env = env.clone();
         Box::pin(async move {
-            let driver = env.registry.create("s3", &env.params(&env.fresh_root())).await?;
+            let params = env.params(&env.fresh_root());
+            let driver = if as_file {
+                let port = env.endpoint.rsplit(':').next().unwrap_or_default().to_string();
+                let registry = env.file_registry.get().expect("registered at start");
+                registry.create_with("s3file", &params, s3_file_grants(&port)).await?
+            } else {
+                env.registry.create("s3", &params).await?
+            };
             Ok(Arc::new(driver) as Arc<dyn StorageDriver>)
         })
     })
 }
 
+/// What the s3 driver declares it can do (it does not depend on the parameters).
+fn s3_capabilities(runtime: &tokio::runtime::Runtime) -> Capabilities {
+    let params = params(json!({ "regionendpoint": "http://127.0.0.1:1", "region": REGION, "bucket": "b" }));
+    runtime.block_on(Registry::new().describe("s3", &params)).expect("the s3 driver describes itself").capabilities
+}
+
 fn trials(shared: &Shared, runtime: &Arc<tokio::runtime::Runtime>, config: &Arc<Config>, ignored: bool) -> Vec<Trial> {
     let mut trials = Vec::new();
-    for test in regstore_testsuite::all() {
-        let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.clone());
-        let name = format!("s3::{}", test.name);
-        trials.push(
-            Trial::test(name, move || {
-                let factory = factory(env_of(&shared)?);
-                match runtime.block_on(regstore_testsuite::run_test(&test, &factory, config)) {
-                    Ok(Outcome::Passed(_)) => Ok(()),
-                    Ok(Outcome::Skipped(why)) => Err(Failed::from(format!("skipped where it must run: {why}"))),
-                    Err(why) => Err(Failed::from(why)),
-                }
-            })
-            .with_ignored_flag(ignored),
-        );
+    let caps = s3_capabilities(runtime);
+    // The bundled driver, and the same component as a third party's file with its grants.
+    for (prefix, as_file) in [("s3", false), ("s3-file", true)] {
+        for test in regstore_testsuite::all() {
+            let not_declared = test.skip_reason(&caps).is_some();
+            let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.clone());
+            let name = format!("{prefix}::{}", test.name);
+            trials.push(
+                Trial::test(name, move || {
+                    let factory = factory(env_of(&shared)?, as_file);
+                    match runtime.block_on(regstore_testsuite::run_test(&test, &factory, config)) {
+                        Ok(Outcome::Passed(_)) => Ok(()),
+                        Ok(Outcome::Skipped(why)) => Err(Failed::from(format!("skipped where it must run: {why}"))),
+                        Err(why) => Err(Failed::from(why)),
+                    }
+                })
+                .with_ignored_flag(ignored || not_declared),
+            );
+        }
     }
     for (name, test) in specific() {
         let (shared, runtime) = (shared.clone(), runtime.clone());
@@ -930,8 +978,13 @@ fn start(runtime: &tokio::runtime::Runtime) -> Result<(Moto, Arc<Env>), String> 
         native: s3native::client(&moto.endpoint, REGION, "a", "b"),
         bucket,
         registry: Registry::new(),
+        file_registry: tokio::sync::OnceCell::new(),
+        file_dir: OnceLock::new(),
         next_root: AtomicU64::new(0),
     };
+    let (file_registry, dir) = runtime.block_on(s3_file_registry())?;
+    let _ = env.file_registry.set(file_registry);
+    let _ = env.file_dir.set(dir);
     Ok((moto, Arc::new(env)))
 }
 
