@@ -27,9 +27,6 @@ pub struct ConformanceArgs {
     /// than the largest object the driver declares).
     #[arg(long, value_name = "BYTES")]
     large_stream_size: Option<u64>,
-    /// Accept any TLS certificate when fetching redirect URLs.
-    #[arg(long)]
-    skip_verify: bool,
     /// List the tests instead of running them.
     #[arg(long)]
     list: bool,
@@ -78,7 +75,8 @@ pub async fn run(registry: &Registry, args: ConformanceArgs) -> Result<(), Failu
             })
         })
     };
-    let config = Config { large_stream_size, short: args.short, skip_verify: args.skip_verify };
+    // Redirect URLs are fetched trusting what the driver is given to trust (--ca-file).
+    let config = Config { large_stream_size, short: args.short, ca_files: sandbox.ca_files.clone() };
     let mut out = std::io::stdout();
     let summary = regstore_testsuite::runner::run(
         regstore_testsuite::all(),

@@ -99,8 +99,10 @@ pub fn grants_line(grants: &Grants) -> String {
         .collect();
     let env: Vec<&str> = grants.env.iter().map(|(k, _)| k.as_str()).collect();
     let none = |v: String| if v.is_empty() { "-".to_string() } else { v };
+    let cas: Vec<String> = grants.tls.ca_files().iter().map(|f| f.display().to_string()).collect();
+    let trust = if cas.is_empty() { String::new() } else { format!(" (also trusting {})", cas.join(", ")) };
     format!(
-        "directories {}; HTTP {}; environment {}; memory {} MiB; {:?} per call; {} instance(s){}",
+        "directories {}; HTTP {}{trust}; environment {}; memory {} MiB; {:?} per call; {} instance(s){}",
         none(dirs.join(", ")),
         none(grants.hosts.join(", ")),
         none(env.join(", ")),

@@ -95,6 +95,10 @@ pub struct GrantArgs {
     /// their memory; default 8 for those, 1 for the others).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     instances: Option<u64>,
+    /// Trust the CA certificates in this PEM file for the driver's HTTPS requests, besides the
+    /// usual roots (webpki's and the system's): a self-signed endpoint, a corporate CA (repeatable).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    ca_files: Vec<PathBuf>,
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -126,6 +130,7 @@ impl GrantArgs {
             call_deadline: self.deadline,
             instances: self.instances.map(|n| n as usize),
             grant_requested: self.grant_requested,
+            ca_files: self.ca_files.clone(),
         }
     }
 }

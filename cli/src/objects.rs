@@ -5,7 +5,7 @@ use std::time::UNIX_EPOCH;
 
 use clap::Args;
 use regstore::{FileInfo, FileWriterIo, ReaderIo, Registry, StorageDriver, WalkControl};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{DriverArgs, Failure};
 
@@ -77,19 +77,69 @@ fn io_failure(what: &str) -> impl Fn(std::io::Error) -> Failure + '_ {
     }
 }
 
-/// Streams the content in through a writer, then commits it: large files never sit in memory.
+/// Content up to this size is read whole and stored with one PutContent, which every driver
+/// makes atomic; larger content is staged through a writer and moved into place.
+const WHOLE_PUT_MAX: usize = 8 << 20;
+/// Where large puts are staged, one path per put: a Move from here publishes the object whole.
+/// What an interrupted put (SIGKILL) leaves is here, never at the destination.
+pub const STAGING_DIR: &str = "/regstore-staging";
+
+/// Stores the content at the path so that the path holds the old content or the new, whole,
+/// whatever happens: an input that fails to read, an interrupt (Ctrl-C, SIGTERM) or a kill at
+/// any moment never leaves a prefix of it at the path.
 pub async fn put(registry: &Registry, args: PutArgs) -> Result<(), Failure> {
     let driver = args.driver.open(registry).await?;
     let mut source: Box<dyn AsyncRead + Unpin + Send> = match &args.file {
         Some(f) => {
-            Box::new(tokio::fs::File::open(f).await.map_err(|e| Failure::Message(format!("{}: {e}", f.display())))?)
+            let file = tokio::fs::File::open(f).await.map_err(|e| Failure::Message(format!("{}: {e}", f.display())))?;
+            let meta = file.metadata().await.map_err(|e| Failure::Message(format!("{}: {e}", f.display())))?;
+            if meta.is_dir() {
+                return Err(Failure::Message(format!("{}: is a directory, not a file", f.display())));
+            }
+            Box::new(file)
         }
         None => Box::new(tokio::io::stdin()),
     };
-    let writer = driver.writer(&args.path, false).await?;
+    // The first part of the input decides: small content goes in one atomic PutContent.
+    let mut head = Vec::new();
+    (&mut source)
+        .take(WHOLE_PUT_MAX as u64 + 1)
+        .read_to_end(&mut head)
+        .await
+        .map_err(|e| Failure::Message(format!("reading the content: {e}")))?;
+    if head.len() <= WHOLE_PUT_MAX {
+        return interruptible(driver.put_content(&args.path, &head)).await?.map_err(Failure::from);
+    }
+    let staging = format!("{STAGING_DIR}/{}-{:016x}", std::process::id(), rand_u64());
+    let staged = interruptible(stage(&driver, &staging, head, &mut source)).await;
+    let result = match staged {
+        Ok(Ok(())) => {
+            interruptible(driver.move_file(&staging, &args.path)).await.and_then(|r| r.map_err(Failure::from))
+        }
+        Ok(Err(e)) | Err(e) => Err(e),
+    };
+    if result.is_err() {
+        // Whatever was staged goes; the destination was never touched.
+        let _ = driver.delete(&staging).await;
+    }
+    result
+}
+
+/// Writes `head` and the rest of `source` to `staging`, and commits it.
+async fn stage(
+    driver: &regstore::Driver,
+    staging: &str,
+    head: Vec<u8>,
+    source: &mut (dyn AsyncRead + Unpin + Send),
+) -> Result<(), Failure> {
+    let writer = driver.writer(staging, false).await?;
     let mut io = FileWriterIo::new(writer);
-    if let Err(e) = tokio::io::copy(&mut source, &mut io).await {
-        // Leave nothing half-written behind.
+    let copied = async {
+        io.write_all(&head).await?;
+        tokio::io::copy(source, &mut io).await
+    }
+    .await;
+    if let Err(e) = copied {
         if let Ok(mut w) = io.into_inner().await {
             let _ = w.cancel().await;
         }
@@ -99,6 +149,34 @@ pub async fn put(registry: &Registry, args: PutArgs) -> Result<(), Failure> {
     writer.commit().await?;
     writer.close().await?;
     Ok(())
+}
+
+/// Runs `work` unless Ctrl-C or SIGTERM comes first; then it is dropped (so its writer is never
+/// committed) and the command fails as interrupted.
+async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        out = work => Ok(out),
+        _ = tokio::signal::ctrl_c() => Err(Failure::Message("interrupted; the path was left as it was".into())),
+        _ = terminate => Err(Failure::Message("terminated; the path was left as it was".into())),
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.finish()
 }
 
 pub async fn get(registry: &Registry, args: GetArgs) -> Result<(), Failure> {

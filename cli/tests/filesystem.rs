@@ -295,6 +295,138 @@ async fn concurrent_calls_use_a_pool() -> Result<(), Failed> {
     Ok(())
 }
 
+/// Runs `regstore put --file SOURCE PATH` over the filesystem root `root`, unwaited.
+fn spawn_put(root: &Path, path: &str, source: &Path) -> std::io::Result<std::process::Child> {
+    Command::new(env!("CARGO_BIN_EXE_regstore"))
+        .args(["put", "--driver", "filesystem", "--param"])
+        .arg(format!("rootdirectory={}", root.display()))
+        .arg(path)
+        .arg("--file")
+        .arg(source)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+}
+
+/// A pseudo-random number below `n`, from the clock (no seed to manage in a test).
+fn below(n: u64) -> u64 {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    (nanos.wrapping_mul(6364136223846793005) >> 17) % n.max(1)
+}
+
+/// `regstore put` over an existing object, killed (SIGKILL, SIGTERM, SIGINT in turn) at random
+/// moments: the object is always the old content or the new, whole, for small content (one
+/// PutContent) and for large (staged through a writer, then moved into place).
+async fn cli_put_survives_kills() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let sources = tempfile::tempdir()?;
+    for (size, runs) in [(4usize << 20, 24u32), (20 << 20, 12)] {
+        let old: Vec<u8> = vec![1; size];
+        let new: Vec<u8> = (0..size + 7).map(|i| (i % 253) as u8).collect();
+        let source = sources.path().join(format!("new-{size}"));
+        std::fs::write(&source, &new)?;
+        let key = format!("/docker/registry/v2/blob-{size}");
+        let file = dir.path().join(key.trim_start_matches('/'));
+        // How long a whole put takes: kills land anywhere within it.
+        std::fs::create_dir_all(file.parent().unwrap())?;
+        std::fs::write(&file, &old)?;
+        let started = std::time::Instant::now();
+        let out = spawn_put(dir.path(), &key, &source)?.wait_with_output()?;
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let full = started.elapsed().as_micros() as u64;
+        let (mut olds, mut news) = (0, 0);
+        for run in 0..runs {
+            std::fs::write(&file, &old)?;
+            let mut child = spawn_put(dir.path(), &key, &source)?;
+            tokio::time::sleep(Duration::from_micros(below(full))).await;
+            let signal = ["-KILL", "-TERM", "-INT"][run as usize % 3];
+            let _ = Command::new("kill").arg(signal).arg(child.id().to_string()).status();
+            let _ = child.wait();
+            let at_rest = std::fs::read(&file)?;
+            if at_rest == old {
+                olds += 1;
+            } else if at_rest == new {
+                news += 1;
+            } else {
+                return Err(format!(
+                    "run {run} ({signal}, {size} bytes): the object holds {} bytes that are neither the old \
+                     content nor the new",
+                    at_rest.len()
+                )
+                .into());
+            }
+        }
+        println!("filesystem: {runs} killed puts of {size} bytes: {olds} left the old content, {news} the new");
+    }
+    Ok(())
+}
+
+/// Eight concurrent puts of different content to one key, five rounds: the key holds exactly
+/// one of the contents, whole.
+async fn cli_concurrent_puts_to_one_key() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let sources = tempfile::tempdir()?;
+    for size in [1usize << 20, 12 << 20] {
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i + 1; size + i as usize]).collect();
+        let files: Vec<_> = contents
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let f = sources.path().join(format!("c{size}-{i}"));
+                std::fs::write(&f, c).map(|_| f)
+            })
+            .collect::<Result<_, _>>()?;
+        for round in 0..5 {
+            let children: Vec<_> = files.iter().map(|f| spawn_put(dir.path(), "/k", f)).collect::<Result<_, _>>()?;
+            for child in children {
+                let out = child.wait_with_output()?;
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            }
+            let at_rest = std::fs::read(dir.path().join("k"))?;
+            assert!(
+                contents.contains(&at_rest),
+                "round {round} ({size} bytes): the key holds {} bytes that are none of the contents",
+                at_rest.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A directory as the input is an error, and the object already at the path stays as it was.
+async fn cli_put_of_a_directory_keeps_the_object() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let input = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("k"), b"kept")?;
+    let out = spawn_put(dir.path(), "/k", input.path())?.wait_with_output()?;
+    assert!(!out.status.success(), "a directory as --file must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is a directory"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_regstore"))
+        .args(["put", "--driver", "filesystem", "--param"])
+        .arg(format!("rootdirectory={}", dir.path().display()))
+        .arg("/k")
+        .stdin(std::fs::File::open(input.path())?)
+        .output()?;
+    assert!(!out.status.success(), "a directory as standard input must fail");
+    assert_eq!(std::fs::read(dir.path().join("k"))?, b"kept", "the object must be left as it was");
+    Ok(())
+}
+
+/// An offset far past the end, up to the largest the API takes, is an empty stream (D3), not
+/// WASI's refusal of the offset.
+async fn huge_offsets_read_nothing() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let d = open(dir.path()).await;
+    d.put_content("/k", b"hello").await?;
+    for offset in [6, 1 << 40, 9_223_372_036_854_775_000, i64::MAX] {
+        let mut r = d.reader("/k", offset).await.map_err(|e| format!("Reader at {offset}: {e}"))?;
+        let got = r.read_chunk().await.map_err(|e| format!("Read at {offset}: {e}"))?;
+        assert!(got.is_none(), "offset {offset}: read {:?} bytes", got.map(|c| c.len()));
+    }
+    Ok(())
+}
+
 fn trial<F, Fut>(name: &str, f: F) -> Trial
 where
     F: FnOnce() -> Fut + Send + 'static,
@@ -316,6 +448,10 @@ fn main() {
         trial("filesystem::cli_put_get_walk", cli_put_get_walk),
         trial("filesystem::concurrent_calls_use_a_pool", concurrent_calls_use_a_pool),
         trial("filesystem::relative_root_and_describe", relative_root_and_describe),
+        trial("filesystem::cli_put_survives_kills", cli_put_survives_kills),
+        trial("filesystem::huge_offsets_read_nothing", huge_offsets_read_nothing),
+        trial("filesystem::cli_concurrent_puts_to_one_key", cli_concurrent_puts_to_one_key),
+        trial("filesystem::cli_put_of_a_directory_keeps_the_object", cli_put_of_a_directory_keeps_the_object),
     ];
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

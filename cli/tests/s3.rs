@@ -8,23 +8,26 @@
 //! `REGSTORE_SKIP_EMULATORS=1` (outside CI) reports them as ignored
 //! (`regstore_testsuite::emulators::require_emulator`).
 
+#[path = "support/cloud.rs"]
+mod cloud;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::future::BoxFuture;
-use libtest_mimic::{Arguments, Failed, Trial};
 use regstore::{
     Capabilities, Driver, Error, ErrorKind, FileWriter, Params, Registry, Sandbox, StorageDriver, WalkControl,
 };
 use regstore_testsuite::bench::BenchConfig;
-use regstore_testsuite::emulators::{MOTO_VERSION, Moto, Unavailable, require_emulator};
+use regstore_testsuite::emulators::{MOTO_VERSION, Moto};
 use regstore_testsuite::native_s3::{NativeS3, NativeS3Config};
 use regstore_testsuite::util::{Context, Failure, expect_error, random_contents};
 // walk_test.go's tree, and its pre-order in regstore's component-wise order (D2).
 use regstore_testsuite::walk::{PRE_ORDER, TREE};
 use regstore_testsuite::{Config, DriverFactory, Outcome, ensure, ensure_eq, s3native};
+
+use cloud::{Specific, Suite};
 use serde_json::{Value, json};
 
 const REGION: &str = "us-east-1";
@@ -626,8 +629,7 @@ async fn redirect_url(env: Arc<Env>) -> Result<(), Failure> {
     let content = random_contents(4321);
     d.put_content(path, &content).await.ctx("PutContent")?;
     let outcome = async {
-        let client =
-            reqwest::Client::builder().no_proxy().build().map_err(|e| format!("building the HTTP client: {e}"))?;
+        let client = regstore_testsuite::util::http_client(&[])?;
         let get = d.redirect_url("GET", path).await.ctx("RedirectURL(GET)")?.ok_or("RedirectURL(GET) gave no URL")?;
         let response = client.get(&get).send().await.map_err(|e| format!("GET {get}: {e}"))?;
         ensure_eq!(response.status().as_u16(), 200, "the status of GET {get}");
@@ -777,7 +779,7 @@ async fn redirect_endpoint(env: Arc<Env>) -> Result<(), Failure> {
     let outcome = async {
         let url = d.redirect_url("GET", "/r/blob").await.ctx("RedirectURL")?.ok_or("no URL")?;
         ensure!(url.starts_with(&format!("{other}/")), "the URL must start with {other}/: {url}");
-        let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
+        let client = regstore_testsuite::util::http_client(&[])?;
         let body = client.get(&url).send().await.map_err(|e| format!("GET {url}: {e}"))?.bytes().await;
         ensure!(body.map_err(|e| e.to_string())?[..] == content[..], "GET {url} returned other bytes");
         Ok::<(), Failure>(())
@@ -857,12 +859,10 @@ async fn bench_against_native_sdk(env: Arc<Env>) -> Result<(), Failure> {
     Ok(())
 }
 
-type S3Test = fn(Arc<Env>) -> BoxFuture<'static, Result<(), Failure>>;
-
 /// The S3-specific trials, in spec §5.5's order, then regstore's. distribution's S3 TestDelete
 /// and a RedirectURL test share their names with tests of the shared suite: those two are
 /// `TestS3…` here.
-fn specific() -> Vec<(&'static str, S3Test)> {
+fn specific() -> Vec<(&'static str, Specific<Env>)> {
     vec![
         ("TestEmptyRootList", |e| Box::pin(empty_root_list(e))),
         ("TestS3Delete", |e| Box::pin(delete(e))),
@@ -884,22 +884,6 @@ fn specific() -> Vec<(&'static str, S3Test)> {
 }
 
 // ---- the harness ----
-
-/// moto running with the suite's bucket, or why the trials cannot run.
-enum State {
-    Ready(Arc<Env>),
-    Unavailable(String),
-}
-
-type Shared = Arc<OnceLock<State>>;
-
-fn env_of(shared: &Shared) -> Result<Arc<Env>, Failed> {
-    match shared.get() {
-        Some(State::Ready(env)) => Ok(env.clone()),
-        Some(State::Unavailable(reason)) => Err(reason.as_str().into()),
-        None => Err("moto was not started".into()),
-    }
-}
 
 /// A fresh driver over a fresh root for each conformance test: the bundled s3 driver, or
 /// (`as_file`) the same component loaded as a third party's file with the operator's grants.
@@ -924,41 +908,6 @@ fn factory(env: Arc<Env>, as_file: bool) -> DriverFactory {
 fn s3_capabilities(runtime: &tokio::runtime::Runtime) -> Capabilities {
     let params = params(json!({ "regionendpoint": "http://127.0.0.1:1", "region": REGION, "bucket": "b" }));
     runtime.block_on(Registry::new().describe("s3", &params)).expect("the s3 driver describes itself").capabilities
-}
-
-fn trials(shared: &Shared, runtime: &Arc<tokio::runtime::Runtime>, config: &Arc<Config>, ignored: bool) -> Vec<Trial> {
-    let mut trials = Vec::new();
-    let caps = s3_capabilities(runtime);
-    // The bundled driver, and the same component as a third party's file with its grants.
-    for (prefix, as_file) in [("s3", false), ("s3-file", true)] {
-        for test in regstore_testsuite::all() {
-            let not_declared = test.skip_reason(&caps).is_some();
-            let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.clone());
-            let name = format!("{prefix}::{}", test.name);
-            trials.push(
-                Trial::test(name, move || {
-                    let factory = factory(env_of(&shared)?, as_file);
-                    match runtime.block_on(regstore_testsuite::run_test(&test, &factory, config)) {
-                        Ok(Outcome::Passed(_)) => Ok(()),
-                        Ok(Outcome::Skipped(why)) => Err(Failed::from(format!("skipped where it must run: {why}"))),
-                        Err(why) => Err(Failed::from(why)),
-                    }
-                })
-                .with_ignored_flag(ignored || not_declared),
-            );
-        }
-    }
-    for (name, test) in specific() {
-        let (shared, runtime) = (shared.clone(), runtime.clone());
-        trials.push(
-            Trial::test(format!("s3::{name}"), move || {
-                let env = env_of(&shared)?;
-                runtime.block_on(test(env)).map_err(Failed::from)
-            })
-            .with_ignored_flag(ignored),
-        );
-    }
-    trials
 }
 
 /// Starts moto and creates the suite's bucket.
@@ -989,49 +938,19 @@ fn start(runtime: &tokio::runtime::Runtime) -> Result<(Moto, Arc<Env>), String> 
 }
 
 fn main() {
-    let args = Arguments::from_args();
     let runtime = Arc::new(tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap());
-    let config = Arc::new(Config { large_stream_size: LARGE_STREAM, ..Config::default() });
-    let shared: Shared = Arc::default();
-    let mut all = trials(&shared, &runtime, &config, false);
-    let mut names: Vec<&str> = all.iter().map(|t| t.name()).collect();
-    names.sort();
-    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-        panic!("two trials are named {}", w[0]);
-    }
-    // moto is started only when a trial will run (not for `--list`, nor for a filter that selects
-    // none of these trials).
-    let wanted = !args.list && all.iter().any(|t| !args.is_filtered_out(t));
-    let mut moto = None;
-    let mut ignored = None;
-    if wanted {
-        match start(&runtime) {
-            Ok((m, env)) => {
-                println!("s3: TestWriteReadLargeStreams uses {} MiB against moto", LARGE_STREAM >> 20);
-                moto = Some(m);
-                let _ = shared.set(State::Ready(env));
-            }
-            Err(error) => match require_emulator("moto (S3)", &error) {
-                Unavailable::Fail(reason) => {
-                    let _ = shared.set(State::Unavailable(reason));
-                }
-                Unavailable::Ignore(reason) => {
-                    let _ = shared.set(State::Unavailable(reason.clone()));
-                    all = trials(&shared, &runtime, &config, true);
-                    ignored = Some(reason);
-                }
-            },
-        }
-    }
-    let conclusion = libtest_mimic::run(&args, all);
-    // `exit` skips destructors: stop moto first.
-    if let Some(m) = moto {
-        let (port, pid) = (m.port, m.pid());
-        let took = m.stop();
+    let suite = Suite {
+        name: "s3",
+        emulator: "moto (S3)",
+        config: Config { large_stream_size: LARGE_STREAM, ..Config::default() },
+        capabilities: s3_capabilities(&runtime),
+        // The bundled driver, and the same component as a third party's file with its grants.
+        variants: vec![("s3", |env| factory(env, false)), ("s3-file", |env| factory(env, true))],
+        specific: specific(),
+    };
+    suite.main(runtime, start, |moto| {
+        let (port, pid) = (moto.port, moto.pid());
+        let took = moto.stop();
         println!("s3: moto {MOTO_VERSION} on 127.0.0.1:{port} (pid {pid}) stopped in {:.2} s", took.as_secs_f64());
-    }
-    if let Some(reason) = ignored {
-        eprintln!("s3: every s3 test was IGNORED, not run: {reason}");
-    }
-    conclusion.exit();
+    })
 }

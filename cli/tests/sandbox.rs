@@ -327,3 +327,152 @@ fn conformance_of_a_hostile_driver_reports_failures() {
     let last = stdout.lines().last().unwrap_or_default();
     assert!(last.contains("0 passed") && last.contains("failed"), "{stdout}");
 }
+
+// ---- The host's HTTP client: failures a driver can explain, and per-driver TLS trust.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_a_closed_port_is_refused_at_once() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}/");
+    let granted = Sandbox { hosts: vec![format!("127.0.0.1:{port}")], ..sandbox() };
+    let hostile = registry().await.create_with("hostile", &params(json!({ "url": url })), granted).await.unwrap();
+    let started = Instant::now();
+    let e = hostile.get_content("/http-direct").await.unwrap_err();
+    eprintln!("refused after {:?}: {e}", started.elapsed());
+    assert_refused(&e, "ConnectionRefused");
+    // Refused at once: no connect timeout waited for (10 s by default), nothing retried.
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
+
+/// A self-signed certificate for `IP:127.0.0.1`: (certificate DER, key DER, certificate PEM).
+fn self_signed() -> (rustls::pki_types::CertificateDer<'static>, rustls::pki_types::PrivateKeyDer<'static>, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, "regstore test 127.0.0.1");
+    params.subject_alt_names = vec![rcgen::SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]))];
+    let cert = params.self_signed(&key).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    (cert.der().clone(), key, cert.pem())
+}
+
+/// Terminates TLS on a loopback port with `cert` and forwards the bytes to `backend`; returns
+/// the port.
+async fn tls_proxy(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+    backend: std::net::SocketAddr,
+) -> u16 {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    port
+}
+
+/// Moto on a free port, or what `require_emulator` says when it cannot be had (`None`: the
+/// test is to be skipped, which has been printed loudly).
+fn moto() -> Option<regstore_testsuite::emulators::Moto> {
+    use regstore_testsuite::emulators::{Moto, Unavailable, require_emulator};
+    match Moto::start() {
+        Ok(moto) => Some(moto),
+        Err(e) => match require_emulator("S3 (moto)", &e) {
+            Unavailable::Fail(reason) => panic!("{reason}"),
+            Unavailable::Ignore(reason) => {
+                eprintln!("SKIPPED (REGSTORE_SKIP_EMULATORS=1): {reason}");
+                None
+            }
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_over_https_trusts_the_operator_ca_and_only_then() {
+    let Some(moto) = tokio::task::spawn_blocking(moto).await.unwrap() else { return };
+    moto.create_bucket("tls").await.unwrap();
+    let (cert, key, pem) = self_signed();
+    let port = tls_proxy(cert, key, std::net::SocketAddr::from(([127, 0, 0, 1], moto.port))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let p = params(json!({
+        "regionendpoint": format!("https://127.0.0.1:{port}"),
+        "region": "us-east-1",
+        "bucket": "tls",
+        "forcepathstyle": true,
+        "accesskey": "a",
+        "secretkey": "b",
+    }));
+    let registry = Registry::new();
+
+    let trusted = Sandbox { ca_files: vec![ca.clone()], ..Sandbox::default() };
+    let plan = registry.plan("s3", &p, &trusted).await.unwrap();
+    assert_eq!(plan.grants.unwrap().tls.ca_files(), std::slice::from_ref(&ca));
+    let driver = registry.create_with("s3", &p, trusted).await.unwrap();
+    let put = tokio::time::timeout(Duration::from_secs(60), driver.put_content("/over/tls", b"sealed")).await;
+    put.expect("no hang").expect("PutContent over TLS with the CA trusted");
+    let got = tokio::time::timeout(Duration::from_secs(60), driver.get_content("/over/tls")).await;
+    assert_eq!(got.expect("no hang").expect("GetContent over TLS"), b"sealed");
+
+    // Without the CA, the certificate is not trusted, and the error says so.
+    let untrusted = registry.create_with("s3", &p, Sandbox::default()).await.unwrap();
+    let started = Instant::now();
+    let put = tokio::time::timeout(Duration::from_secs(60), untrusted.put_content("/over/tls", b"x")).await;
+    let e = put.expect("no hang").expect_err("the self-signed certificate must not be trusted");
+    let text = e.to_string();
+    assert!(text.contains("TlsCertificateError"), "the error must name the certificate: {text}");
+    eprintln!("without the CA, after {:?}: {text}", started.elapsed());
+    // A CA given to one driver is not trusted by another.
+    let got = tokio::time::timeout(Duration::from_secs(60), untrusted.get_content("/over/tls")).await;
+    assert!(got.expect("no hang").is_err());
+    drop(moto);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_ca_file_is_a_typed_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-ca.pem");
+    let p = params(json!({ "bucket": "b", "region": "us-east-1", "regionendpoint": "https://127.0.0.1:1" }));
+    let sandbox = Sandbox { ca_files: vec![missing.clone()], ..Sandbox::default() };
+    let e = Registry::new().create_with("s3", &p, sandbox).await.err().expect("a missing CA file must fail");
+    assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{e}");
+    assert!(e.to_string().contains(&missing.display().to_string()), "{e}");
+
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let sandbox = Sandbox { ca_files: vec![empty.clone()], ..Sandbox::default() };
+    let e = Registry::new().create_with("s3", &p, sandbox).await.err().expect("an empty CA file must fail");
+    assert_eq!(e.kind(), ErrorKind::InvalidParameter, "{e}");
+    assert!(e.to_string().contains("holds no certificate") && e.to_string().contains("empty.pem"), "{e}");
+
+    // The same through the CLI's --ca-file.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_regstore"))
+        .args(["stat", "--driver", "s3", "--param", "bucket=b", "--param", "region=us-east-1"])
+        .arg("--ca-file")
+        .arg(&missing)
+        .arg("/x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read the CA file") && stderr.contains("no-such-ca.pem"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -13,6 +13,8 @@ const BUNDLED: &[(&str, &str)] = &[
     ("regstore-driver-inmemory", "inmemory"),
     ("regstore-driver-filesystem", "filesystem"),
     ("regstore-driver-s3", "s3"),
+    ("regstore-driver-azure", "azure"),
+    ("regstore-driver-gcs", "gcs"),
 ];
 /// Components for tests only: crate → the constant in `test_components` holding its path.
 const TEST_COMPONENTS: &[(&str, &str)] = &[
@@ -33,7 +35,7 @@ fn main() {
         .chain(TEST_COMPONENTS.iter().filter(|_| with_tests).map(|(krate, _)| *krate))
         .collect();
 
-    for watched in ["Cargo.toml", "Cargo.lock", "sdk"] {
+    for watched in ["Cargo.toml", "Cargo.lock", "sdk", "objectstore"] {
         println!("cargo:rerun-if-changed={}", drivers.join(watched).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());

@@ -9,6 +9,7 @@ use std::time::Duration;
 use regstore_api::Error;
 
 use crate::describe::{DEFAULT_CALL_TIMEOUT, DEFAULT_MEMORY, Requirements};
+use crate::http_client::TlsTrust;
 use crate::sandbox::{DirGrant, Grants, Sandbox, authority_covers, split_authority};
 
 /// How many instances serve a driver that keeps no state in memory, unless the operator says:
@@ -122,7 +123,10 @@ pub(crate) fn reconcile(driver: &str, req: &Requirements, sandbox: &Sandbox, tru
     // A driver that keeps state in its memory must see every call in its one instance.
     let instances = if req.keeps_state { 1 } else { sandbox.instances.unwrap_or(POOL_SIZE).max(1) };
     let max_concurrent_calls = req.max_concurrent_calls.map(|n| n as usize);
-    Ok(Grants { dirs, hosts, env, memory_limit, call_deadline, instances, max_concurrent_calls })
+    // The operator's CA files, read once for this driver, whatever it is.
+    let tls = TlsTrust::with_ca_files(&sandbox.ca_files)
+        .map_err(|detail| Error::InvalidParameter { driver: driver.to_string(), detail })?;
+    Ok(Grants { dirs, hosts, env, memory_limit, call_deadline, instances, max_concurrent_calls, tls })
 }
 
 /// Creates the read-write directories granted, as distribution creates a missing root, and

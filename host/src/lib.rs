@@ -24,6 +24,7 @@ mod driver;
 mod engine;
 mod grants;
 mod guest;
+mod http_client;
 mod instance;
 mod registry;
 mod sandbox;
@@ -33,6 +34,7 @@ pub use component::{Cache, Origin};
 pub use describe::{DEFAULT_CALL_TIMEOUT, DEFAULT_MEMORY, Description, Requirements};
 pub use driver::Driver;
 pub use grants::POOL_SIZE;
+pub use http_client::{DEFAULT_BETWEEN_BYTES_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FIRST_BYTE_TIMEOUT, TlsTrust};
 pub use registry::{DriverInfo, Params, Plan, Registry};
 pub use regstore_api::{
     Base, Capabilities, Error, ErrorKind, FileInfo, FileReader, FileWriter, FileWriterIo, ReaderIo, Result,

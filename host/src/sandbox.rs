@@ -13,6 +13,8 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::http_client::{self, Timeouts, TlsTrust};
+
 /// What the operator grants a driver, on top of what it declares. A bundled driver gets what
 /// it declares anyway; a third-party one gets what it declares only where this allows it (or
 /// everything, with `grant_requested`). Limits left at `None` come from the driver's
@@ -39,6 +41,12 @@ pub struct Sandbox {
     pub instances: Option<usize>,
     /// Grant a third-party driver whatever it declares (the CLI's `--grant-requested`).
     pub grant_requested: bool,
+    /// PEM files of CA certificates this driver's HTTPS requests trust, in addition to the
+    /// usual roots (webpki's and the system's): an emulator's self-signed certificate, or a
+    /// corporate CA. Scoped to the driver this sandbox is given to; a file that cannot be read
+    /// or holds no certificate fails `create_with` (and `plan`'s grants) with an error of kind
+    /// invalid-parameter naming it.
+    pub ca_files: Vec<PathBuf>,
 }
 
 /// A directory made visible to a driver.
@@ -63,6 +71,8 @@ pub struct Grants {
     pub call_deadline: Duration,
     pub instances: usize,
     pub max_concurrent_calls: Option<usize>,
+    /// The certificates its HTTPS requests trust, resolved once for the driver.
+    pub tls: TlsTrust,
 }
 
 impl Grants {
@@ -76,6 +86,7 @@ impl Grants {
             call_deadline: Duration::from_secs(30),
             instances: 1,
             max_concurrent_calls: None,
+            tls: TlsTrust::default(),
         }
     }
 }
@@ -117,7 +128,7 @@ impl HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             http: WasiHttpCtx::new(),
-            gate: HttpGate { hosts: Arc::new(grants.hosts.clone()) },
+            gate: HttpGate { hosts: Arc::new(grants.hosts.clone()), tls: grants.tls.clone() },
             limits,
             stderr,
             deadline: None,
@@ -174,9 +185,11 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// Lets a request leave only for a granted authority, and only to an address fit for it.
+/// Lets a request leave only for a granted authority, and only to an address fit for it; then
+/// sends it with the host's client, trusting what the driver's TLS trust holds.
 struct HttpGate {
     hosts: Arc<Vec<String>>,
+    tls: TlsTrust,
 }
 
 impl HttpGate {
@@ -251,19 +264,20 @@ impl WasiHttpHooks for HttpGate {
         let host = request.uri().host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
         let port =
             request.uri().port_u16().unwrap_or(if request.uri().scheme_str() == Some("https") { 443 } else { 80 });
+        let tls = self.tls.clone();
+        let timeouts = Timeouts::from(options);
         Box::new(async move {
-            use http_body_util::BodyExt;
+            // Resolved once: the addresses checked here are the ones connected to.
+            let addrs = http_client::resolve(&host, port, timeouts.connect).await?;
             // A granted name must not lead to an internal address it does not name itself.
-            if host.parse::<std::net::IpAddr>().is_err() && !grant_is_internal(&granted_host) {
-                let addrs = tokio::net::lookup_host((host.as_str(), port))
-                    .await
-                    .map_err(|_| wasmtime_wasi_http::Error::DestinationNotFound)?;
-                if addrs.into_iter().any(|a| is_internal(a.ip())) {
-                    return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
-                }
+            if host.parse::<std::net::IpAddr>().is_err()
+                && !grant_is_internal(&granted_host)
+                && addrs.iter().any(|a| is_internal(a.ip()))
+            {
+                return Err(wasmtime_wasi_http::Error::DestinationIpProhibited);
             }
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((res.map(BodyExt::boxed_unsync), Box::new(io) as Box<dyn Future<Output = _> + Send>))
+            let (res, io) = http_client::send(request, timeouts, &addrs, &tls).await?;
+            Ok((res, io))
         })
     }
 }
@@ -273,7 +287,7 @@ mod tests {
     use super::*;
 
     fn gate(hosts: &[&str]) -> HttpGate {
-        HttpGate { hosts: Arc::new(hosts.iter().map(|h| h.to_string()).collect()) }
+        HttpGate { hosts: Arc::new(hosts.iter().map(|h| h.to_string()).collect()), tls: TlsTrust::default() }
     }
 
     #[test]

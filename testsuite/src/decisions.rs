@@ -20,10 +20,6 @@ pub fn tests() -> Vec<Test> {
         Test::new("TestD08DotComponentsAreInvalid", d8_dot_components),
         Test::new("TestD09WalkOfAMissingRoot", d9_missing_walk_root),
         Test::new("TestD10RedirectOnlyGetAndHead", d10_redirect_methods),
-        Test::new("TestD10GetAndHeadSignedSeparately", d10_signed_separately)
-            .requires("redirects for GET and HEAD", |c| {
-                c.redirects("GET") == Some(true) && c.redirects("HEAD") == Some(true)
-            }),
         Test::new("TestD11ListIsSortedAndAbsolute", d11_list_sorted),
         Test::new("TestD12EmptiedDirectoriesVanish", d12_emptied_directories),
         Test::new("TestWriterStateMachine", writer_state_machine),
@@ -223,20 +219,6 @@ async fn d10_redirect_methods(cx: Ctx) -> TestResult {
 }
 
 /// D10 for drivers that redirect: each method gets a URL signed for itself.
-async fn d10_signed_separately(cx: Ctx) -> TestResult {
-    let d = cx.d();
-    let path = random_path(32);
-    d.put_content(&path, &random_contents(32)).await.ctx("PutContent")?;
-    let get = d.redirect_url("GET", &path).await.ctx("RedirectURL(GET)")?;
-    let head = d.redirect_url("HEAD", &path).await.ctx("RedirectURL(HEAD)")?;
-    d.delete(&first_part(&path)).await.ctx("Delete")?;
-    let (Some(get), Some(head)) = (get.clone(), head.clone()) else {
-        return Err(format!("a driver that declares GET and HEAD redirects gave {get:?} and {head:?}"));
-    };
-    ensure!(get != head, "GET and HEAD must be signed separately, both got {get}");
-    PASSED
-}
-
 async fn d11_list_sorted(cx: Ctx) -> TestResult {
     let d = cx.d();
     let names = ["zeta", "Alpha", "alpha", "b-c", "b.c", "b", "9", "_x"];

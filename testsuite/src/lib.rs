@@ -37,13 +37,14 @@ pub struct Config {
     pub large_stream_size: u64,
     /// distribution's short mode: smaller concurrent tests, no large stream.
     pub short: bool,
-    /// Accept any TLS certificate when fetching redirect URLs.
-    pub skip_verify: bool,
+    /// CA certificates (PEM files) trusted besides the usual roots when fetching redirect URLs,
+    /// as the operator gives them to the driver (an emulator's self-signed certificate).
+    pub ca_files: Vec<std::path::PathBuf>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { large_stream_size: 5 << 30, short: false, skip_verify: false }
+        Config { large_stream_size: 5 << 30, short: false, ca_files: Vec::new() }
     }
 }
 

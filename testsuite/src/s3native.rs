@@ -31,6 +31,8 @@ pub fn client(endpoint: &str, region: &str, access_key: &str, secret_key: &str) 
 
 /// The SDK's HTTP client: plain HTTP through `reqwest`, no TLS, no proxy, no redirects.
 pub fn http_client() -> SharedHttpClient {
+    // reqwest is built without a default TLS provider; this client speaks plain HTTP anyway.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())

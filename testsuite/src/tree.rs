@@ -163,7 +163,7 @@ async fn redirect_url(cx: Ctx) -> TestResult {
     let path = random_path(32);
     let content = random_contents(32);
     d.put_content(&path, &content).await.ctx("PutContent")?;
-    let client = crate::util::http_client(cx.config.skip_verify)?;
+    let client = crate::util::http_client(&cx.config.ca_files)?;
     if let Some(url) = d.redirect_url("GET", &path).await.ctx("RedirectURL(GET)")? {
         let resp = client.get(&url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
         ensure_eq!(resp.status().as_u16(), 200, "status of GET on the redirect URL");

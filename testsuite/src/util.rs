@@ -214,9 +214,34 @@ pub async fn copy_into_writer(
     Ok((io.into_inner().await.ctx("flushing")?, n))
 }
 
-/// The HTTP client tests fetch redirect URLs with.
-pub fn http_client(_skip_verify: bool) -> Result<reqwest::Client, Failure> {
-    reqwest::Client::builder().build().map_err(|e| format!("building the HTTP client: {e}"))
+/// The HTTP client tests fetch redirect URLs with: the web's roots plus `ca_files` (PEM), with
+/// ring as rustls's provider, and no proxy.
+pub fn http_client(ca_files: &[std::path::PathBuf]) -> Result<reqwest::Client, Failure> {
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    for file in ca_files {
+        let pem = std::fs::read(file).map_err(|e| format!("reading the CA file {}: {e}", file.display()))?;
+        let mut found = false;
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+            let cert: rustls::pki_types::CertificateDer<'static> =
+                cert.map_err(|e| format!("the CA file {}: {e}", file.display()))?;
+            roots.add(cert).map_err(|e| format!("the CA file {}: {e}", file.display()))?;
+            found = true;
+        }
+        if !found {
+            return Err(format!("the CA file {} holds no certificate", file.display()));
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS settings: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .no_proxy()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .map_err(|e| format!("building the HTTP client: {e}"))
 }
 
 #[cfg(test)]

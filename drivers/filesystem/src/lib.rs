@@ -49,7 +49,17 @@ impl Filesystem {
 fn io_error(op: &str, path: &str, e: io::Error) -> Error {
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => Error::not_found(path),
-        _ => Error::other(format!("{op} {path}: {e}")),
+        _ => Error::other(format!("{op} {path}: {}", words(&e))),
+    }
+}
+
+/// The error's words without the errno number std adds: inside the sandbox that number is
+/// WASI's, which differs from the host's and would mislead.
+fn words(e: &io::Error) -> String {
+    let text = e.to_string();
+    match (e.raw_os_error(), text.rfind(" (os error ")) {
+        (Some(_), Some(at)) => text[..at].to_string(),
+        _ => text,
     }
 }
 
@@ -286,8 +296,13 @@ struct Reader {
 
 impl FileReader for Reader {
     fn read(&mut self, len: usize) -> Result<Vec<u8>> {
-        let chunk =
-            raw::read_at(&self.file, len as u64, self.offset).map_err(|e| io_error("reading", &self.path, e))?;
+        // WASI refuses a read that would end past i64::MAX; no file reaches there, so such a read
+        // is past the end (D3) and stops there.
+        let len = (len as u64).min((i64::MAX as u64).saturating_sub(self.offset));
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let chunk = raw::read_at(&self.file, len, self.offset).map_err(|e| io_error("reading", &self.path, e))?;
         self.offset += chunk.len() as u64;
         Ok(chunk)
     }

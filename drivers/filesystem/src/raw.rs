@@ -149,7 +149,7 @@ fn to_io(e: ErrorCode) -> io::Error {
         ErrorCode::Exist => io::ErrorKind::AlreadyExists,
         _ => io::ErrorKind::Other,
     };
-    io::Error::new(kind, format!("{e:?}"))
+    io::Error::new(kind, e.message())
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTime};
 use aws_sdk_s3::types::{Delete, ObjectCannedAcl, ObjectIdentifier, ServerSideEncryption, StorageClass};
 use futures::{StreamExt, TryStreamExt};
-use regstore_sdk::keys::KeyMap;
+use regstore_objectstore::keys::KeyMap;
 use regstore_sdk::{
     Capabilities, Description, Driver, Error, FileInfo, FileReader, FileWriter, Params, Requirements, Result, Walker,
 };
@@ -345,29 +345,21 @@ impl Driver for S3 {
         let s3 = &self.inner;
         let prefix = s3.keys.dir_prefix(path);
         run(async {
-            let mut children = Vec::new();
+            let mut names = Vec::new();
             let mut token = None;
             loop {
                 let page = s3.list_page(&prefix, Some("/"), None, token, LIST_MAX).await?;
-                let files = page.contents.unwrap_or_default().into_iter().filter_map(|o| o.key);
-                let dirs = page.common_prefixes.unwrap_or_default().into_iter().filter_map(|p| p.prefix);
-                for key in files.chain(dirs) {
-                    // A `dir/` marker object lists as the directory itself: never an empty name.
-                    let key = key.trim_end_matches('/');
-                    if key.len() > prefix.len() {
-                        children.extend(s3.keys.path(key));
-                    }
-                }
+                names.extend(page.contents.unwrap_or_default().into_iter().filter_map(|o| o.key));
+                names.extend(page.common_prefixes.unwrap_or_default().into_iter().filter_map(|p| p.prefix));
                 token = page.next_continuation_token.filter(|_| page.is_truncated == Some(true));
                 if token.is_none() {
                     break;
                 }
             }
+            let children = s3.keys.children(&prefix, names);
             if children.is_empty() && path != "/" {
                 return Err(Error::not_found(path));
             }
-            children.sort();
-            children.dedup();
             Ok(children)
         })
     }
@@ -457,7 +449,7 @@ impl Driver for S3 {
     }
 
     fn walk(&self, path: &str, start_after: Option<&str>) -> Result<Box<dyn Walker>> {
-        Ok(Box::new(walk::ObjectWalker::open(self.inner.clone(), path, start_after)?))
+        Ok(Box::new(walk::ObjectWalker::open(walk::S3Lister(self.inner.clone()), path, start_after)?))
     }
 }
 

@@ -13,8 +13,6 @@
 
 mod adapter;
 mod description;
-pub mod flatwalk;
-pub mod keys;
 mod params;
 
 pub use adapter::Component;

@@ -1,25 +1,108 @@
 //! The local cloud-storage emulators the cloud drivers are tested against (spec
 //! `emulators.md`): installed on first use into the repository's git-ignored `.emulators/` by
 //! `scripts/emulators`, started on a free loopback port with their output in
-//! `.emulators/logs/`, polled until they answer, and stopped by SIGTERM to their pid.
+//! `.emulators/logs/NAME-PORT.log`, polled until they answer, and stopped by SIGTERM to their pid
+//! when dropped.
+//!
+//! - S3: [`Moto`] (§3)
+//! - Azure Blob: [`Azurite`] over HTTPS with a self-signed certificate (§5)
+//! - GCS: [`FakeGcs`] (§6) and [`GcpStorageEmulator`] (§7)
 //!
 //! When an emulator cannot be had, [`require_emulator`] says what becomes of the tests that need
 //! it: never a silent skip.
+
+mod azurite;
+mod gcs;
+mod moto;
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The moto release the recipe pins (spec `emulators.md` §3).
-pub const MOTO_VERSION: &str = "5.2.5";
+pub use azurite::{
+    AZURE_API_VERSION, AZURITE_ACCOUNT, AZURITE_KEY, AZURITE_VERSION, Azurite, AzuriteOptions, shared_key_authorization,
+};
+pub use gcs::{FAKE_GCS_WRAPPER_VERSION, FakeGcs, GCP_STORAGE_EMULATOR_VERSION, GcpStorageEmulator};
+pub use moto::{MOTO_VERSION, Moto};
 
-/// How long a started emulator may take to answer (it takes about 1 s on an idle machine).
+/// How long a started emulator may take to answer (about 1 s on an idle machine).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a SIGTERM may take before SIGKILL (moto takes up to about 3 s).
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many free ports to try when the one picked is taken before the emulator binds it.
+const PORT_TRIES: usize = 3;
+
+/// An answer to a request the harness sent: status, headers, body.
+pub type Answer = (u16, http::HeaderMap, Vec<u8>);
+
+/// How long one request of the harness may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends one request to `127.0.0.1:port` over a fresh HTTP/1.1 connection, over TLS when `tls`
+/// is given (server name `127.0.0.1`); `path_and_query` as it goes on the wire. The harness's
+/// own client, so that it depends on no TLS backend of reqwest's.
+pub(crate) async fn exchange(
+    port: u16,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Answer, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let what = format!("{method} {scheme}://127.0.0.1:{port}{path_and_query}");
+    let send = async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
+        match tls {
+            Some(tls) => {
+                let name = rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into());
+                let stream = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS: {e}"))?;
+                exchange_on(stream, port, method, path_and_query, headers, body).await
+            }
+            None => exchange_on(tcp, port, method, path_and_query, headers, body).await,
+        }
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, send)
+        .await
+        .map_err(|_| format!("{what}: no answer within {} s", REQUEST_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("{what}: {e}"))
+}
+
+async fn exchange_on<S>(
+    stream: S,
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Result<Answer, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    use http_body_util::BodyExt;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path_and_query)
+        .header(http::header::HOST, format!("127.0.0.1:{port}"));
+    for (k, v) in headers {
+        request = request.header(k.as_str(), v.as_str());
+    }
+    let request = request.body(http_body_util::Full::new(bytes::Bytes::from(body))).map_err(|e| e.to_string())?;
+    let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+    let (head, body) = response.into_parts();
+    let body = body.collect().await.map_err(|e| format!("reading the body: {e}"))?.to_bytes().to_vec();
+    Ok((head.status.as_u16(), head.headers, body))
+}
 
 /// The repository root: the nearest directory, from `CARGO_MANIFEST_DIR` (set by cargo for tests),
 /// the current directory or this crate's source directory upwards, that holds
@@ -45,17 +128,16 @@ pub fn repo_root() -> Result<PathBuf, String> {
 }
 
 /// Makes sure `executable` exists, running `scripts/emulators install NAME` if it does not.
-fn install(root: &Path, name: &str, executable: &Path) -> Result<PathBuf, String> {
+pub fn install(root: &Path, name: &str, executable: &Path) -> Result<PathBuf, String> {
     if executable.is_file() {
         return Ok(executable.to_path_buf());
     }
-    let logs = root.join(".emulators/logs");
-    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let logs = logs_dir(root)?;
     let log = logs.join(format!("install-{name}.log"));
     let out = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
     let err = out.try_clone().map_err(|e| e.to_string())?;
     eprintln!(
-        "emulators: installing {name} into {} (first run only; it takes a minute)",
+        "emulators: installing {name} into {} (first run only; it takes up to a minute)",
         root.join(".emulators").display()
     );
     let started = Instant::now();
@@ -75,6 +157,13 @@ fn install(root: &Path, name: &str, executable: &Path) -> Result<PathBuf, String
     Ok(executable.to_path_buf())
 }
 
+/// `.emulators/logs`, created if missing.
+fn logs_dir(root: &Path) -> Result<PathBuf, String> {
+    let logs = root.join(".emulators/logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    Ok(logs)
+}
+
 /// The last `lines` lines of a log file.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
@@ -89,7 +178,7 @@ pub fn free_port() -> Result<u16, String> {
 }
 
 /// Whether anything answers HTTP at `addr` (the status does not matter).
-fn answers_http(addr: SocketAddr) -> bool {
+pub fn answers_http(addr: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else { return false };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
@@ -102,7 +191,7 @@ fn answers_http(addr: SocketAddr) -> bool {
 
 /// A running emulator process, stopped (SIGTERM, then SIGKILL after a grace period) when dropped.
 /// A watchdog shell stops it too if this process dies without dropping it (SIGKILL, abort).
-struct Server {
+pub struct Server {
     name: String,
     child: Child,
     watchdog: Option<Child>,
@@ -110,7 +199,8 @@ struct Server {
 }
 
 impl Server {
-    fn spawn(name: &str, mut command: Command, log: PathBuf) -> Result<Server, String> {
+    /// Starts `command` with its output in `log`.
+    pub fn spawn(name: &str, mut command: Command, log: PathBuf) -> Result<Server, String> {
         let out = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let child = command
@@ -138,25 +228,40 @@ impl Server {
         Ok(Server { name: name.to_string(), child, watchdog, log })
     }
 
-    /// Polls `addr` every 10 ms until it answers HTTP; fails with the log's tail if the server
-    /// exits first or does not answer in time.
-    fn wait_ready(&mut self, addr: SocketAddr) -> Result<Duration, String> {
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its log file.
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// Polls `addr` every 10 ms until it answers HTTP.
+    pub fn wait_ready(&mut self, addr: SocketAddr) -> Result<Duration, String> {
+        self.wait_until(&addr.to_string(), || answers_http(addr))
+    }
+
+    /// Polls `ready` every 10 ms until it holds; fails with the log's tail if the server exits
+    /// first or is not ready in time. `what` names where it should answer, for the message.
+    pub fn wait_until(&mut self, what: &str, ready: impl Fn() -> bool) -> Result<Duration, String> {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
-                    "{} exited ({status}) before answering on {addr}; the end of {}:\n{}",
+                    "{} exited ({status}) before answering on {what}; the end of {}:\n{}",
                     self.name,
                     self.log.display(),
                     tail(&self.log, 20)
                 ));
             }
-            if answers_http(addr) {
+            if ready() {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > READY_TIMEOUT {
                 return Err(format!(
-                    "{} did not answer on {addr} within {} s; the end of {}:\n{}",
+                    "{} did not answer on {what} within {} s; the end of {}:\n{}",
                     self.name,
                     READY_TIMEOUT.as_secs(),
                     self.log.display(),
@@ -168,7 +273,7 @@ impl Server {
     }
 
     /// Stops the server; returns how long it took to exit.
-    fn stop(&mut self) -> Duration {
+    pub fn stop(&mut self) -> Duration {
         let started = Instant::now();
         if let Ok(None) = self.child.try_wait() {
             let pid = self.child.id().to_string();
@@ -201,72 +306,35 @@ impl Drop for Server {
     }
 }
 
-/// moto's S3 server on a free loopback port (spec `emulators.md` §3): path-style addressing,
-/// region `us-east-1`, any credentials, state in memory. Stopped when dropped.
-pub struct Moto {
-    /// `http://127.0.0.1:PORT`
-    pub endpoint: String,
-    pub port: u16,
-    /// How long it took from spawn to its first HTTP answer.
-    pub ready_in: Duration,
-    server: Server,
+/// Whether a failed start was a lost race for the port.
+fn port_taken(error: &str) -> bool {
+    let error = error.to_ascii_lowercase();
+    error.contains("address already in use") || error.contains("eaddrinuse")
 }
 
-impl Moto {
-    /// Installs moto if missing (`scripts/emulators install moto`), starts it on a free port
-    /// and waits until it answers.
-    pub fn start() -> Result<Moto, String> {
-        let root = repo_root()?;
-        let venv = root.join(".emulators/venv");
-        let executable = install(&root, "moto", &venv.join("bin/moto_server"))?;
-        let logs = root.join(".emulators/logs");
-        std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
-        let mut last_error = String::new();
-        // The port is free when picked but may be taken before moto binds it: try a few.
-        for _ in 0..3 {
-            let port = free_port()?;
-            let mut command = Command::new(&executable);
-            command.args(["-H", "127.0.0.1", "-p", &port.to_string()]).current_dir(&root);
-            let mut server = Server::spawn("moto_server", command, logs.join(format!("moto-{port}.log")))?;
-            match server.wait_ready(SocketAddr::from(([127, 0, 0, 1], port))) {
-                Ok(ready_in) => {
-                    return Ok(Moto { endpoint: format!("http://127.0.0.1:{port}"), port, ready_in, server });
-                }
-                Err(e) if e.contains("Address already in use") => last_error = e,
-                Err(e) => return Err(e),
-            }
+/// Starts an emulator on a free loopback port: `command(port)` is what to run, `ready(port)` how
+/// to tell it answers. The port is free when picked but may be taken before the emulator binds
+/// it, so a few are tried. Logs go to `.emulators/logs/LOG_NAME-PORT.log`. Returns the server,
+/// its port, and how long it took to answer.
+fn start_on_free_port(
+    root: &Path,
+    name: &str,
+    log_name: &str,
+    command: impl Fn(u16) -> Command,
+    ready: impl Fn(u16) -> bool,
+) -> Result<(Server, u16, Duration), String> {
+    let logs = logs_dir(root)?;
+    let mut last_error = String::new();
+    for _ in 0..PORT_TRIES {
+        let port = free_port()?;
+        let mut server = Server::spawn(name, command(port), logs.join(format!("{log_name}-{port}.log")))?;
+        match server.wait_until(&format!("127.0.0.1:{port}"), || ready(port)) {
+            Ok(ready_in) => return Ok((server, port, ready_in)),
+            Err(e) if port_taken(&e) => last_error = e,
+            Err(e) => return Err(e),
         }
-        Err(last_error)
     }
-
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.server.child.id()
-    }
-
-    /// Its log file, `.emulators/logs/moto-PORT.log`.
-    pub fn log(&self) -> &Path {
-        &self.server.log
-    }
-
-    /// Creates a bucket with a plain (unsigned) `PUT /NAME`; moto accepts any request.
-    pub async fn create_bucket(&self, name: &str) -> Result<(), String> {
-        let client = reqwest::Client::builder().no_proxy().build().map_err(|e| e.to_string())?;
-        let url = format!("{}/{name}", self.endpoint);
-        let response = client.put(&url).send().await.map_err(|e| format!("PUT {url}: {e}"))?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(format!("creating bucket {name}: PUT {url} answered {status}: {body}"));
-        }
-        Ok(())
-    }
-
-    /// Stops the server now (SIGTERM to its pid, and waits for it); returns how long it took.
-    /// Dropping it does the same.
-    pub fn stop(mut self) -> Duration {
-        self.server.stop()
-    }
+    Err(last_error)
 }
 
 /// What becomes of the tests that need an emulator which could not be installed or started.
@@ -318,4 +386,16 @@ pub fn require_emulator(name: &str, error: &str) -> Unavailable {
     };
     eprintln!("{rule}\nregstore: {reason}\nregstore: {policy}\n{rule}");
     verdict
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_port_race_is_recognised() {
+        assert!(port_taken("OSError: [Errno 98] Address already in use"));
+        assert!(port_taken("Error: listen EADDRINUSE: address already in use 127.0.0.1:10000"));
+        assert!(!port_taken("ModuleNotFoundError: No module named 'moto'"));
+    }
 }

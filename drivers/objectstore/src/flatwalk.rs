@@ -1,4 +1,4 @@
-//! A walk built from a flat object listing (s3 now, azure and gcs later): keys arrive in byte
+//! A walk built from a flat object listing (s3, azure, gcs): keys arrive in byte
 //! order, the walk goes out in regstore's order, pre-order and component-wise (D2), with the
 //! directories inferred from the keys (spec §6.3) and the host's fallback semantics for the
 //! start-after hint and skip-dir (spec §3.10).
@@ -11,7 +11,7 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::FileInfo;
+use regstore_sdk::FileInfo;
 
 /// Full paths compared as if '/' sorted before every other byte (D2), as the host's `cmp_components`.
 pub fn cmp_components(a: &str, b: &str) -> Ordering {

@@ -50,6 +50,25 @@ impl KeyMap {
     }
 }
 
+impl KeyMap {
+    /// The sorted, distinct paths of the direct children of the directory whose keys start with
+    /// `prefix`, from the names of a delimited listing (keys and common prefixes, the latter
+    /// with their trailing '/'). A marker key (`dir/`) stands for the directory itself and is
+    /// never an empty name.
+    pub fn children(&self, prefix: &str, names: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut children: Vec<String> = names
+            .into_iter()
+            .filter_map(|name| {
+                let name = name.trim_end_matches('/');
+                (name.len() > prefix.len()).then(|| self.path(name)).flatten()
+            })
+            .collect();
+        children.sort();
+        children.dedup();
+        children
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +117,13 @@ mod tests {
         assert_eq!(map.path("s3/prefix").as_deref(), Some("/"));
         assert_eq!(map.path("s3/prefix/").as_deref(), Some("/"));
         assert_eq!(map.path("s3/prefix/a/_uploads/").as_deref(), Some("/a/_uploads/"));
+    }
+
+    #[test]
+    fn children_of_a_delimited_listing() {
+        let map = KeyMap::new("root");
+        let names = ["root/a/b", "root/a/c/", "root/a/", "root/a/b", "root/a/-x"].map(String::from);
+        assert_eq!(map.children("root/a/", names), ["/a/-x", "/a/b", "/a/c"]);
     }
 
     #[test]

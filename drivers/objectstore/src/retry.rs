@@ -1,0 +1,183 @@
+//! Retries with exponential backoff and full jitter, honouring `Retry-After`, bounded both in
+//! tries and in time so that a dead endpoint fails a call quickly.
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use regstore_sdk::{Error, Result};
+
+use crate::http::{BodyStream, Client, Failure, Head, Request, Response};
+
+/// How a request is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Tries in all, the first included.
+    pub max_tries: u32,
+    /// The backoff's first ceiling; each retry doubles it, up to `max_delay`.
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    /// No try starts that could not end within this much time from the first one.
+    pub budget: Duration,
+}
+
+impl Default for Retry {
+    /// Six tries ride out a 10 % fault rate (one call in a million fails); 30 s bound a dead
+    /// endpoint.
+    fn default() -> Self {
+        Retry {
+            max_tries: 6,
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            budget: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether a request may be sent twice with the same effect as once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotence {
+    /// GET, HEAD, PUT of a whole object, DELETE: retried after any transient failure.
+    Safe,
+    /// An append: retried only when the server surely did not apply it (no connection, 429, 503).
+    Unsafe,
+}
+
+/// Statuses that ask for the request again later.
+pub fn retryable_status(status: StatusCode, idempotence: Idempotence) -> bool {
+    match status.as_u16() {
+        429 | 503 => true,
+        408 | 500 | 502 | 504 => idempotence == Idempotence::Safe,
+        _ => false,
+    }
+}
+
+impl Retry {
+    /// The wait before try `next` (2, 3, ...): a random point in the upper half of the
+    /// backoff's ceiling, or what the server asked for.
+    pub fn delay(&self, next: u32, asked: Option<Duration>) -> Duration {
+        if let Some(asked) = asked {
+            return asked;
+        }
+        let ceiling = self.first_delay.saturating_mul(1 << (next - 2).min(16)).min(self.max_delay);
+        let fraction = (wasip2::random::random::get_random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        ceiling.mul_f64(0.5 + fraction / 2.0)
+    }
+}
+
+/// What the server asked to wait: `Retry-After` (seconds or a date), or `x-ms-retry-after-ms`.
+pub fn retry_after(head: &Head) -> Option<Duration> {
+    if let Some(ms) = head.header("x-ms-retry-after-ms").or(head.header("retry-after-ms")) {
+        return ms.trim().parse::<u64>().ok().map(Duration::from_millis);
+    }
+    let value = head.header("retry-after")?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+/// Blocks the calling driver for `d`.
+pub fn sleep(d: Duration) {
+    if !d.is_zero() {
+        wasip2::clocks::monotonic_clock::subscribe_duration(d.as_nanos() as u64).block();
+    }
+}
+
+impl Client {
+    /// Sends the request `build` makes (a fresh one, signed anew, per try) until it gets an
+    /// answer that is not worth retrying, and reads it whole. Every HTTP answer is returned,
+    /// error statuses included; an error means no usable answer came, and names the endpoint.
+    pub fn call(
+        &self,
+        what: &str,
+        idempotence: Idempotence,
+        build: impl FnMut() -> Result<Request>,
+    ) -> Result<Response> {
+        self.retried(what, idempotence, build, |client, request| {
+            let response = client.send(request)?;
+            let head = Head { status: response.status, headers: response.headers.clone() };
+            Ok((head, response))
+        })
+    }
+
+    /// As [`Client::call`], with the body left to stream (for reads): only the status and the
+    /// headers are awaited.
+    pub fn call_streaming(&self, what: &str, build: impl FnMut() -> Result<Request>) -> Result<(Head, BodyStream)> {
+        self.retried(what, Idempotence::Safe, build, |client, request| {
+            let (head, body) = client.open(request)?;
+            Ok((head.clone(), (head, body)))
+        })
+    }
+
+    fn retried<T>(
+        &self,
+        what: &str,
+        idempotence: Idempotence,
+        mut build: impl FnMut() -> Result<Request>,
+        mut attempt: impl FnMut(&Client, &Request) -> std::result::Result<(Head, T), Failure>,
+    ) -> Result<T> {
+        let started = Instant::now();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let request = build()?;
+            let wait = match attempt(self, &request) {
+                Ok((head, out)) if !retryable_status(head.status, idempotence) => return Ok(out),
+                Ok((head, out)) => {
+                    let wait = self.retry.delay(tries + 1, retry_after(&head));
+                    if !self.may_retry(tries, started, wait) {
+                        return Ok(out);
+                    }
+                    wait
+                }
+                Err(failure) => {
+                    let wait = self.retry.delay(tries + 1, None);
+                    let retry = failure.is_transient()
+                        && (idempotence == Idempotence::Safe || !failure.may_have_applied())
+                        && self.may_retry(tries, started, wait);
+                    if !retry {
+                        let tried = if tries > 1 { format!(" (tried {tries} times)") } else { String::new() };
+                        return Err(Error::other(format!("{what}: {}{tried}", failure.cause())));
+                    }
+                    wait
+                }
+            };
+            sleep(wait);
+        }
+    }
+
+    /// Whether another try, after waiting `wait`, fits the policy: tries left, and time for it
+    /// to get its answer within the budget.
+    fn may_retry(&self, tries: u32, started: Instant, wait: Duration) -> bool {
+        tries < self.retry.max_tries && started.elapsed() + wait + self.timeouts.first_byte <= self.retry.budget
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses() {
+        assert!(retryable_status(StatusCode::SERVICE_UNAVAILABLE, Idempotence::Unsafe));
+        assert!(retryable_status(StatusCode::TOO_MANY_REQUESTS, Idempotence::Unsafe));
+        assert!(!retryable_status(StatusCode::INTERNAL_SERVER_ERROR, Idempotence::Unsafe));
+        assert!(retryable_status(StatusCode::INTERNAL_SERVER_ERROR, Idempotence::Safe));
+        assert!(!retryable_status(StatusCode::NOT_FOUND, Idempotence::Safe));
+        assert!(!retryable_status(StatusCode::PRECONDITION_FAILED, Idempotence::Safe));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let head = |name: &str, value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::HeaderName::try_from(name).unwrap(), value.parse().unwrap());
+            Head { status: StatusCode::SERVICE_UNAVAILABLE, headers }
+        };
+        assert_eq!(retry_after(&head("retry-after", "3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&head("x-ms-retry-after-ms", "250")), Some(Duration::from_millis(250)));
+        assert_eq!(retry_after(&head("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")), Some(Duration::ZERO));
+        assert_eq!(retry_after(&head("retry-after", "soon")), None);
+    }
+}
