@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use regstore::{Registry, StorageDriver};
 use regstore_testsuite::bench::{BenchConfig, Figure};
-use regstore_testsuite::native::{NativeFs, NativeMemory};
-use regstore_testsuite::native_s3::{NativeS3, NativeS3Config};
 use serde_json::Value;
 
 use super::{DriverArgs, Failure};
@@ -33,23 +31,22 @@ pub struct BenchArgs {
     /// Also draw the wasm/native ratios as an SVG chart into this file.
     #[arg(long, value_name = "FILE")]
     svg: Option<std::path::PathBuf>,
-    /// The native implementation each benchmark also runs against, for the ratios: an
-    /// in-process map, std::fs under the driver's rootdirectory, or aws-sdk-s3 with the
-    /// driver's S3 parameters.
-    #[arg(long, value_enum, default_value_t = Baseline::None)]
-    baseline: Baseline,
+    /// What each benchmark also runs against, for the ratios: `native`, the same driver's code
+    /// compiled into this binary (the default for a bundled driver), or `none`.
+    #[arg(long, value_enum)]
+    baseline: Option<Baseline>,
+    /// A previous `--json` output: print how each benchmark changed since.
+    #[arg(long, value_name = "FILE")]
+    compare: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Baseline {
     /// No baseline: figures without ratios.
     None,
-    /// A BTreeMap in this process.
-    Memory,
-    /// std::fs, with the same fsync discipline, under the driver's rootdirectory.
-    Fs,
-    /// aws-sdk-s3 compiled natively, against the same endpoint and bucket.
-    AwsSdkS3,
+    /// The driver's own code compiled natively, with the same parameters (a root of its own),
+    /// called without the component boundary, WASI or a sandbox.
+    Native,
 }
 
 pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
@@ -64,17 +61,18 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
     let sandbox = args.driver.sandbox();
     let driver: Arc<dyn StorageDriver> = Arc::new(args.driver.open_as(registry, &name, &params).await?);
     let native_root = format!("{}/regstore-bench-native-{unique}", base.as_deref().unwrap_or("").trim_end_matches('/'));
-    let native: Option<Arc<dyn StorageDriver>> = match args.baseline {
+    let baseline = args.baseline.unwrap_or(if regstore_native::has(&name) { Baseline::Native } else { Baseline::None });
+    let native: Option<Arc<dyn StorageDriver>> = match baseline {
         Baseline::None => None,
-        Baseline::Memory => Some(Arc::new(NativeMemory::default())),
-        Baseline::Fs if base.is_some() => Some(Arc::new(
-            NativeFs::new(&native_root).map_err(|e| Failure::Message(format!("native baseline root: {e}")))?,
-        )),
-        Baseline::Fs => return Err(Failure::Message("--baseline fs needs a rootdirectory parameter".into())),
-        Baseline::AwsSdkS3 => match native_s3(&params, native_root) {
-            Ok(n) => Some(Arc::new(n)),
-            Err(why) => return Err(Failure::Message(format!("--baseline aws-sdk-s3: {why}"))),
-        },
+        Baseline::Native => {
+            let mut native_params = params.clone();
+            native_params.insert("rootdirectory".into(), Value::String(native_root));
+            Some(regstore_native::open_boxed(&name, &native_params)?)
+        }
+    };
+    let previous = match &args.compare {
+        Some(file) => Some(Previous::read(file)?),
+        None => None,
     };
     let config = BenchConfig {
         target: Duration::from_secs_f64(args.seconds.max(0.01)),
@@ -84,13 +82,18 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
     let json = args.json;
     if !json {
         println!(
-            "{:<36} {:>14} {:>14} {:>7} {:>8} {:>12}",
+            "{:<36} {:>14} {:>14} {:>7} {:>8} {:>12}{}",
             "benchmark",
             driver.name(),
             "native",
             "unit",
             "ratio",
-            "µs/op"
+            "µs/op",
+            if previous.is_some() {
+                format!(" {:>14} {:>8} {:>15}", "before", "change", "ratio before")
+            } else {
+                String::new()
+            }
         );
     }
     let print = |f: &Figure| {
@@ -99,8 +102,9 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
         } else {
             let native = f.native.map_or("-".into(), |n| format!("{n:.2}"));
             let ratio = f.ratio().map_or("-".into(), |r| format!("{r:.3}"));
+            let change = previous.as_ref().map_or(String::new(), |p| p.change(f));
             println!(
-                "{:<36} {:>14.2} {:>14} {:>7} {:>8} {:>12.2}",
+                "{:<36} {:>14.2} {:>14} {:>7} {:>8} {:>12.2}{change}",
                 f.name,
                 f.wasm,
                 native,
@@ -127,40 +131,53 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The s3 driver's native baseline (native aws-sdk-s3) from the driver's parameters, rooted at
-/// `root`: the same endpoint, region, bucket, credentials and chunk size.
-fn native_s3(params: &regstore::Params, root: String) -> Result<NativeS3, String> {
-    let text = |key: &str| match params.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
-        _ => None,
-    };
-    let endpoint = text("regionendpoint").ok_or("it needs a regionendpoint (an http:// emulator)")?;
-    let endpoint = if endpoint.contains("://") {
-        endpoint.trim_end_matches('/').to_string()
-    } else {
-        let secure = text("secure").is_none_or(|s| !matches!(s.to_ascii_lowercase().as_str(), "false" | "0"));
-        format!("{}://{}", if secure { "https" } else { "http" }, endpoint.trim_end_matches('/'))
-    };
-    let credential = |key: &str, var: &str| {
-        text(key)
-            .or_else(|| std::env::var(var).ok().filter(|v| !v.is_empty()))
-            .ok_or(format!("no {key} parameter and no {var}"))
-    };
-    let chunk_size = match text("chunksize") {
-        Some(c) => c.parse::<usize>().map_err(|e| format!("chunksize {c:?}: {e}"))?,
-        None => regstore_testsuite::native_s3::DEFAULT_CHUNK_SIZE,
-    };
-    NativeS3::new(NativeS3Config {
-        endpoint,
-        region: text("region").unwrap_or_else(|| "us-east-1".into()),
-        bucket: text("bucket").ok_or("no bucket parameter")?,
-        access_key: credential("accesskey", "AWS_ACCESS_KEY_ID")?,
-        secret_key: credential("secretkey", "AWS_SECRET_ACCESS_KEY")?,
-        root_directory: root,
-        chunk_size,
-    })
-    .map_err(|e| e.to_string())
+/// The figures of an earlier run (its `--json` lines), for `--compare`.
+struct Previous {
+    /// Benchmark name → (figure, unit, ratio).
+    rows: std::collections::HashMap<String, (f64, String, Option<f64>)>,
+}
+
+impl Previous {
+    fn read(file: &std::path::Path) -> Result<Previous, Failure> {
+        let text = std::fs::read_to_string(file).map_err(|e| Failure::Message(format!("{}: {e}", file.display())))?;
+        let mut rows = std::collections::HashMap::new();
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| l.trim_start().starts_with('{')) {
+            let bad = |why: &str| Failure::Message(format!("{}:{}: {why}: {line}", file.display(), n + 1));
+            let row: Value = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
+            let name = row["name"].as_str().ok_or_else(|| bad("no \"name\""))?;
+            let wasm = row["wasm"].as_f64().ok_or_else(|| bad("no \"wasm\" figure"))?;
+            let unit = row["unit"].as_str().unwrap_or_default().to_string();
+            rows.insert(name.to_string(), (wasm, unit, row["ratio"].as_f64()));
+        }
+        if rows.is_empty() {
+            return Err(Failure::Message(format!(
+                "{}: no benchmark rows (expected the output of `regstore bench --json`)",
+                file.display()
+            )));
+        }
+        Ok(Previous { rows })
+    }
+
+    /// The before figure, the change (positive: better) and the ratio before, as columns.
+    fn change(&self, f: &Figure) -> String {
+        let Some((before, unit, ratio)) = self.rows.get(&f.name) else {
+            return format!(" {:>14} {:>8} {:>15}", "-", "new", "-");
+        };
+        let ratio = ratio.map_or("-".into(), |r| format!("{r:.3}"));
+        if unit != f.unit || *before <= 0.0 {
+            return format!(" {before:>14.2} {:>8} {ratio:>15}", "?");
+        }
+        format!(" {before:>14.2} {:>+7.1}% {ratio:>15}", improvement(f.unit, *before, f.wasm) * 100.0)
+    }
+}
+
+/// How much better `now` is than `before`, as a fraction: figures in throughput units are
+/// better higher, times and sizes better lower.
+fn improvement(unit: &str, before: f64, now: f64) -> f64 {
+    match unit {
+        "ops/s" | "MB/s" => now / before - 1.0,
+        _ => before / now.max(f64::MIN_POSITIVE) - 1.0,
+    }
 }
 
 fn figure(name: &str, driver: &str, wasm: f64, native: Option<f64>, unit: &'static str) -> Figure {
@@ -285,4 +302,30 @@ fn chart(figures: &[Figure]) -> String {
         height - 10.0
     ));
     svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(name: &str, wasm: f64, unit: &'static str) -> Figure {
+        Figure { name: name.into(), driver: "inmemory".into(), wasm, native: None, unit, wasm_secs_per_op: 0.0 }
+    }
+
+    #[test]
+    fn compare_reads_json_lines_and_signs_changes_by_unit() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("before.json");
+        let lines = [
+            figure("BenchmarkList50Files", 100.0, "ops/s").json(),
+            figure("CallOverhead(stat missing)", 2.0, "µs").json(),
+        ];
+        std::fs::write(&file, format!("benchmark header\n{}\n", lines.join("\n"))).unwrap();
+        let Ok(previous) = Previous::read(&file) else { panic!("the previous run reads") };
+        assert!(previous.change(&figure("BenchmarkList50Files", 150.0, "ops/s")).contains("+50.0%"));
+        assert!(previous.change(&figure("CallOverhead(stat missing)", 4.0, "µs")).contains("-50.0%"));
+        assert!(previous.change(&figure("BenchmarkNew", 1.0, "ops/s")).contains("new"));
+        std::fs::write(&file, "not json\n").unwrap();
+        assert!(Previous::read(&file).is_err());
+    }
 }

@@ -1,7 +1,7 @@
 //! regstore's conformance suite: every test of distribution's storage-driver testsuite, its
 //! WalkFallback cases, and one test per decision D1–D12 of the spec, written against
-//! `regstore-api` only, so it runs against any driver: wasm components through the host,
-//! or native implementations.
+//! `regstore-api` only, so it runs against any driver: wasm components through the host, or
+//! the same drivers compiled natively (`regstore-native`).
 //!
 //! Each test gets a fresh driver (and so a fresh, empty root) from a [`DriverFactory`], and must
 //! leave `List("/")` empty, as distribution's `TearDownTest` requires.
@@ -12,7 +12,6 @@ pub mod bench;
 mod content;
 mod decisions;
 pub mod emulators;
-pub mod native;
 pub mod native_s3;
 pub mod runner;
 pub mod s3native;

@@ -22,7 +22,6 @@ use regstore_sdk::{
 
 pub use config::Config;
 use raw::Root;
-use wasip2::filesystem::types::Descriptor;
 use writer::Writer;
 
 /// Marks temporary files: `~` cannot appear in a valid key, so no key collides with one.
@@ -289,7 +288,7 @@ impl Driver for Filesystem {
 }
 
 struct Reader {
-    file: Descriptor,
+    file: raw::File,
     offset: u64,
     path: String,
 }

@@ -6,13 +6,12 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use regstore_sdk::{Error, FileWriter, Result, WriterState};
-use wasip2::filesystem::types::Descriptor;
 
 use crate::raw::{self, Root};
 use crate::{full_path, io_error, prune, with_parents};
 
 pub struct Writer {
-    file: Option<Descriptor>,
+    file: Option<raw::File>,
     root: PathBuf,
     full: PathBuf,
     path: String,

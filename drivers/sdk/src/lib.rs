@@ -13,6 +13,7 @@
 
 mod adapter;
 mod description;
+pub mod native;
 mod params;
 
 pub use adapter::Component;
@@ -87,13 +88,20 @@ pub fn now_ns() -> u64 {
 
 /// A storage driver, as distribution's `StorageDriver`. Paths are valid and absolute when they
 /// arrive (`/` only for `stat`, `list` and `walk`); offsets are never negative.
-pub trait Driver: Sized + 'static {
+///
+/// Apart from its constructors the trait is object-safe: a `Box<dyn Driver>` is how a native
+/// build of a driver is held ([`native`]).
+pub trait Driver: 'static {
     /// What the driver needs from its sandbox and what it can do, for these parameters. It runs
     /// with nothing granted (no files, network or environment), before `open`, and must reject
     /// bad parameters with the errors `open` gives: parse them with the same function.
-    fn describe(params: &Params) -> Result<Description>;
+    fn describe(params: &Params) -> Result<Description>
+    where
+        Self: Sized;
     /// Builds the driver from its parameters.
-    fn open(params: Params) -> Result<Self>;
+    fn open(params: Params) -> Result<Self>
+    where
+        Self: Sized;
     /// The driver's name for messages, by convention its registration name.
     fn name(&self) -> String;
     fn get_content(&self, path: &str) -> Result<Vec<u8>>;
@@ -192,8 +200,17 @@ impl WriterState {
 #[macro_export]
 macro_rules! export_driver {
     ($driver:ty) => {
+        // Exported symbols only in the component: natively several drivers link into one binary.
+        #[cfg(target_arch = "wasm32")]
         type __RegstoreComponent = $crate::Component<$driver>;
+        #[cfg(target_arch = "wasm32")]
         $crate::bindings::__export_storage_driver!(__RegstoreComponent with_types_in $crate::bindings);
+
+        /// This driver compiled for the host, as a baseline for the component.
+        #[cfg(not(target_arch = "wasm32"))]
+        pub fn native_driver() -> $crate::native::Entry {
+            $crate::native::Entry::of::<$driver>()
+        }
     };
 }
 

@@ -5,7 +5,10 @@
 use std::io;
 use std::path::Path;
 
+use super::{inside, preopen_form};
+
 use wasip2::filesystem::preopens::get_directories;
+pub use wasip2::filesystem::types::Descriptor as File;
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
 
 /// The preopened directory that holds the root, and the root's path inside it.
@@ -71,38 +74,6 @@ impl Root {
     }
 }
 
-/// A path as wasi-libc compares it with preopens: without leading `/` and `./`, nor trailing `/`.
-fn preopen_form(path: &str) -> &str {
-    let mut path = path;
-    loop {
-        match path.strip_prefix('/').or_else(|| path.strip_prefix("./")) {
-            Some(rest) => path = rest,
-            None if path == "." => path = "",
-            None => return path.trim_end_matches('/'),
-        }
-    }
-}
-
-/// Where `path` lies inside the preopen `prefix` (both in [`preopen_form`]), if it does.
-fn inside<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
-    if prefix.is_empty() {
-        return Some(path);
-    }
-    let rest = path.strip_prefix(prefix)?;
-    if rest.is_empty() || rest.starts_with('/') { Some(rest.trim_start_matches('/')) } else { None }
-}
-
-/// The root as the driver's std file calls must spell it: wasi-libc matches a path against the
-/// preopens by bytes, after stripping leading `/` only (or also `./`, depending on which of its
-/// lookups is linked), so a relative root loses its leading `./` here.
-pub fn guest_root(root: &str) -> String {
-    match preopen_form(root) {
-        form if root.starts_with('/') => format!("/{form}"),
-        "" => ".".to_string(),
-        form => form.to_string(),
-    }
-}
-
 /// The length of an open file.
 pub fn size(file: &Descriptor) -> io::Result<u64> {
     Ok(file.stat().map_err(to_io)?.size)
@@ -150,30 +121,4 @@ fn to_io(e: ErrorCode) -> io::Error {
         _ => io::ErrorKind::Other,
     };
     io::Error::new(kind, e.message())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roots_match_preopens_as_in_wasi_libc() {
-        for root in ["/var/lib/registry", "var/lib/registry/", "./var/lib/registry", "//./var/lib/registry"] {
-            assert_eq!(preopen_form(root), "var/lib/registry", "{root}");
-        }
-        assert_eq!((preopen_form("."), preopen_form("/"), preopen_form("../r")), ("", "", "../r"));
-        assert_eq!(inside("var/lib/registry", "var/lib"), Some("registry"));
-        assert_eq!(inside("var/lib/registry", "var/lib/registry"), Some(""));
-        assert_eq!(inside("var/lib/registryx", "var/lib/registry"), None);
-        assert_eq!(inside("data", ""), Some("data"));
-    }
-
-    #[test]
-    fn relative_roots_lose_their_leading_dot() {
-        assert_eq!(guest_root("./data/registry/"), "data/registry");
-        assert_eq!(guest_root("data"), "data");
-        assert_eq!(guest_root("."), ".");
-        assert_eq!(guest_root("/var/lib/registry"), "/var/lib/registry");
-        assert_eq!(guest_root("/"), "/");
-    }
 }
