@@ -67,6 +67,9 @@ pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
         Baseline::Native => {
             let mut native_params = params.clone();
             native_params.insert("rootdirectory".into(), Value::String(native_root));
+            if !sandbox.ca_files.is_empty() {
+                regstore_native::trust_ca_files(&sandbox.ca_files)?;
+            }
             Some(regstore_native::open_boxed(&name, &native_params)?)
         }
     };

@@ -5,6 +5,7 @@ mod bench;
 mod conformance;
 mod describe;
 mod objects;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Benchmark a driver against a native baseline in the same run.
     Bench(bench::BenchArgs),
+    /// Write BENCHMARKS.md from `bench --json` runs, with Go's figures and the targets checked.
+    BenchReport(report::ReportArgs),
     /// Store content at PATH, from a file or standard input (PutContent).
     Put(objects::PutArgs),
     /// Print the content at PATH, or write it to a file (Reader).
@@ -222,6 +225,7 @@ fn run() -> ExitCode {
             Command::Drivers(args) => describe::drivers(&registry, args).await,
             Command::Conformance(args) => conformance::run(&registry, args).await,
             Command::Bench(args) => bench::run(&registry, args).await,
+            Command::BenchReport(args) => report::run(args),
             Command::Put(args) => objects::put(&registry, args).await,
             Command::Get(args) => objects::get(&registry, args).await,
             Command::Stat(args) => objects::stat(&registry, args).await,

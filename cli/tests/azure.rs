@@ -1,13 +1,15 @@
-//! The azure driver against a real Azurite (spec `emulators.md` §5) that this binary installs on
+//! The azure driver against a real Azurite (docs/testing.md) that this binary installs on
 //! first use, starts over HTTPS with a self-signed certificate the host is told to trust, and
 //! stops at the end: the conformance suite with a fresh `rootdirectory` per test, distribution's
-//! azure tests (spec §5.5), and regstore's: resume across instances, an append whose answer is
+//! azure tests, and regstore's: resume across instances, an append whose answer is
 //! lost after it landed (distribution issue #4571), a large Move, RedirectURL, refused,
 //! unreachable and silent endpoints.
 //!
 //! If Azurite cannot be installed or started, every trial fails with the reason, unless
 //! `REGSTORE_SKIP_EMULATORS=1` (outside CI) reports them as ignored.
 
+#[path = "support/bench.rs"]
+mod bench;
 #[path = "support/cloud.rs"]
 mod cloud;
 #[path = "support/proxy.rs"]
@@ -120,7 +122,7 @@ fn header(headers: &http::HeaderMap, name: &str) -> String {
     headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
 }
 
-// ---- distribution's azure tests (spec §5.5) ----
+// ---- distribution's azure tests ----
 
 /// Writer + 4 MiB + Commit + Close, then GetContent, Move and GetContent of the destination.
 async fn commit_after_move(env: Arc<Env>) -> Result<(), Failure> {
@@ -658,7 +660,24 @@ fn specific() -> Vec<(&'static str, Specific<Env>)> {
         ("TestGrants", |e| Box::pin(grants(e))),
         ("TestTokenCredentials", |e| Box::pin(token_credentials(e))),
         ("TestWalkIsOneListing", |e| Box::pin(walk_is_one_listing(e))),
+        ("BenchAgainstNative", |e| Box::pin(bench_against_native(e))),
     ]
+}
+
+/// The azure driver's own code built natively (`regstore_native`) over a fresh root, trusting
+/// Azurite's certificate as the component's sandbox does.
+fn native_factory(env: Arc<Env>) -> DriverFactory {
+    Arc::new(move || {
+        let env = env.clone();
+        Box::pin(async move {
+            regstore_native::trust_ca_files(&env.sandbox().ca_files)?;
+            regstore_native::open_boxed("azure", &env.params(&env.fresh_root()))
+        })
+    })
+}
+
+async fn bench_against_native(env: Arc<Env>) -> Result<(), Failure> {
+    bench::bench_against_native("azure", factory(env.clone()), native_factory(env)).await
 }
 
 fn factory(env: Arc<Env>) -> DriverFactory {

@@ -1,4 +1,4 @@
-//! The emulator harness itself (`regstore_testsuite::emulators`, spec `emulators.md`): each
+//! The emulator harness itself (`regstore_testsuite::emulators`, docs/testing.md): each
 //! emulator the cloud drivers are tested against is installed on first use, started on a free
 //! loopback port, given a container or bucket, made to store and return one object through plain
 //! HTTP calls, and stopped.

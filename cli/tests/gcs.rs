@@ -1,4 +1,4 @@
-//! The gcs driver against the two GCS emulators (spec `emulators.md` §6–§8), which this binary
+//! The gcs driver against the two GCS emulators (docs/testing.md), which this binary
 //! installs on first use, starts on free loopback ports and stops at the end:
 //!
 //! - fake-gcs-server (the main target): the whole conformance suite with a fresh
@@ -17,6 +17,9 @@
 //! emulator cannot be installed or started, its trials fail with the reason, unless
 //! `REGSTORE_SKIP_EMULATORS=1` (outside CI) reports them as ignored
 //! (`regstore_testsuite::emulators::require_emulator`).
+
+#[path = "support/bench.rs"]
+mod bench;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -474,7 +477,7 @@ fn params(value: Value) -> Params {
     value.as_object().cloned().expect("an object")
 }
 
-/// The object name of `path` under `root`, as the driver maps it (spec §6.5).
+/// The object name of `path` under `root`, as the driver maps it (docs/drivers/gcs.md, Layout).
 fn key(root: &str, path: &str) -> String {
     format!("{}{path}", root.trim_matches('/')).trim_start_matches('/').to_string()
 }
@@ -1202,7 +1205,24 @@ fn specific() -> Vec<(&'static str, Needs, GcsTest)> {
         ("TestResumeDistributionsUploadFakeGcs", Needs::Fake, |e| Box::pin(resume_distributions_upload(e, false))),
         ("TestResumeDistributionsUploadGcpEmulator", Needs::Gcp, |e| Box::pin(resume_distributions_upload(e, true))),
         ("TestDistributionResumesRegstoresUpload", Needs::Gcp, |e| Box::pin(distribution_resumes_regstores_upload(e))),
+        ("BenchAgainstNative", Needs::Fake, |e| Box::pin(bench_against_native(e))),
     ]
+}
+
+/// The gcs driver's own code built natively (`regstore_native`), anonymous, each over a fresh
+/// root of fake-gcs-server.
+fn native_factory(env: Arc<Env>) -> DriverFactory {
+    Arc::new(move || {
+        let env = env.clone();
+        Box::pin(async move {
+            let endpoint = env.fake.as_ref().map_err(|e| Error::other("gcs", e))?.endpoint.clone();
+            regstore_native::open_boxed("gcs", &env.params(&endpoint, &env.fresh_root()))
+        })
+    })
+}
+
+async fn bench_against_native(env: Arc<Env>) -> Result<(), Failure> {
+    bench::bench_against_native("gcs", factory(env.clone(), false), native_factory(env)).await
 }
 
 type Shared = Arc<OnceLock<Arc<Env>>>;

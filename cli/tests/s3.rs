@@ -1,13 +1,15 @@
-//! The s3 driver against a real moto server (spec `emulators.md` §3) that this binary installs on
+//! The s3 driver against a real moto server (docs/testing.md) that this binary installs on
 //! first use (`scripts/emulators install moto`), starts on a free loopback port, and stops at the
 //! end: the conformance suite (`s3::TestList`, ...) with a fresh `rootdirectory` per test, and
-//! distribution's S3-specific tests (spec §5.5) with regstore's decisions, checked through a
+//! distribution's S3-specific tests with regstore's decisions, checked through a
 //! native aws-sdk-s3 client where the driver alone cannot tell.
 //!
 //! If moto cannot be installed or started, every trial fails with the reason, unless
 //! `REGSTORE_SKIP_EMULATORS=1` (outside CI) reports them as ignored
 //! (`regstore_testsuite::emulators::require_emulator`).
 
+#[path = "support/bench.rs"]
+mod bench;
 #[path = "support/cloud.rs"]
 mod cloud;
 
@@ -19,13 +21,12 @@ use futures::StreamExt;
 use regstore::{
     Capabilities, Driver, Error, ErrorKind, FileWriter, Params, Registry, Sandbox, StorageDriver, WalkControl,
 };
-use regstore_testsuite::bench::BenchConfig;
+use regstore_testsuite::emulators::s3_client;
 use regstore_testsuite::emulators::{MOTO_VERSION, Moto};
-use regstore_testsuite::native_s3::{NativeS3, NativeS3Config};
 use regstore_testsuite::util::{Context, Failure, expect_error, random_contents};
 // walk_test.go's tree, and its pre-order in regstore's component-wise order (D2).
 use regstore_testsuite::walk::{PRE_ORDER, TREE};
-use regstore_testsuite::{Config, DriverFactory, Outcome, ensure, ensure_eq, s3native};
+use regstore_testsuite::{Config, DriverFactory, ensure, ensure_eq};
 
 use cloud::{Specific, Suite};
 use serde_json::{Value, json};
@@ -88,7 +89,7 @@ fn params(value: Value) -> Params {
     value.as_object().cloned().expect("an object")
 }
 
-/// The S3 key of `path` under `root`, as the driver maps it (spec §6.3, key mapping).
+/// The S3 key of `path` under `root`, as the driver maps it (docs/drivers/s3.md, Layout).
 fn key(root: &str, path: &str) -> String {
     format!("{}{path}", root.trim_end_matches('/')).trim_start_matches('/').to_string()
 }
@@ -180,7 +181,7 @@ async fn object_part_sizes(env: &Env, key: &str) -> Result<Option<Vec<i64>>, Fai
 }
 
 /// S3's and R2's rules for the parts of one upload: every part but the last is at least 5 MiB,
-/// and all of them have the same size (spec §10 item 13).
+/// and all of them have the same size (upstream's resume copied the whole object as part 1).
 fn check_parts(sizes: &[i64], what: &str) -> Result<(), Failure> {
     if let Some((_, non_last)) = sizes.split_last() {
         ensure!(
@@ -191,7 +192,7 @@ fn check_parts(sizes: &[i64], what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-// ---- distribution's S3 tests (spec §5.5) and regstore's S3 decisions ----
+// ---- distribution's S3 tests and regstore's S3 decisions ----
 
 /// Drivers rooted at "" and at "/" must report valid paths (with a leading `/`). In a bucket of
 /// its own, since those roots see the whole bucket.
@@ -311,7 +312,7 @@ async fn delete(env: Arc<Env>) -> Result<(), Failure> {
 }
 
 /// An empty-directory marker key (`…/_uploads/`, made by other tools) must never surface as a
-/// path with an empty last component (spec §10 item 12; PurgeUploads crashed on it).
+/// path with an empty last component (upstream's PurgeUploads crashed on it).
 async fn walk_empty_uploads_dir(env: Arc<Env>) -> Result<(), Failure> {
     let (d, root) = env.fresh().await?;
     let layer = "/docker/registry/v2/repositories/foo/_layers/sha256/abcd/link";
@@ -790,76 +791,19 @@ async fn redirect_endpoint(env: Arc<Env>) -> Result<(), Failure> {
     ensure_clean(&d).await
 }
 
-/// The conformance tests that cover what the benchmarks do: the native baseline must pass them,
-/// so the figures compare like with like.
-const BENCHED: [&str; 5] = ["TestWriteRead4", "TestWriteReadStreams4", "TestList", "TestDeleteFolder", "TestTruncate"];
-
-/// The native aws-sdk-s3 baseline (`regstore_testsuite::native_s3`) over a fresh root.
-fn native_sdk(env: &Env) -> Result<Arc<dyn StorageDriver>, Error> {
-    let native = NativeS3::new(NativeS3Config {
-        endpoint: env.endpoint.clone(),
-        region: REGION.into(),
-        bucket: env.bucket.clone(),
-        access_key: "a".into(),
-        secret_key: "b".into(),
-        root_directory: env.fresh_root(),
-        chunk_size: CHUNK_SIZE,
-    })?;
-    Ok(Arc::new(native))
-}
-
-/// distribution's PutGet 1 KiB and Stream 1 MiB benchmarks on this moto, against the wasm
-/// driver and against native aws-sdk-s3 in this process, with the figures and ratios printed.
-/// Only that both sides ran is checked: timings on a shared machine are no test.
-async fn bench_against_native_sdk(env: Arc<Env>) -> Result<(), Failure> {
-    let factory: DriverFactory = {
+/// The s3 driver's own code built natively (`regstore_native`), each over a fresh root.
+fn native_factory(env: Arc<Env>) -> DriverFactory {
+    Arc::new(move || {
         let env = env.clone();
-        Arc::new(move || {
-            let env = env.clone();
-            Box::pin(async move { native_sdk(&env) })
-        })
-    };
-    let config = Arc::new(Config { short: true, ..Config::default() });
-    for test in regstore_testsuite::all().into_iter().filter(|t| BENCHED.contains(&t.name.as_str())) {
-        match regstore_testsuite::run_test(&test, &factory, config.clone()).await {
-            Ok(Outcome::Passed(_)) => {}
-            other => return Err(format!("the native baseline fails {}: {other:?}", test.name)),
-        }
-    }
-
-    let (wasm, _) = env.fresh().await?;
-    let wasm: Arc<dyn StorageDriver> = Arc::new(wasm);
-    let native = native_sdk(&env).map_err(|e| format!("creating the native baseline: {e}"))?;
-    for (name, size) in [("BenchmarkPutGet1KBFiles", 1usize << 10), ("BenchmarkStream1MBFiles", MIB)] {
-        let bench = BenchConfig { target: Duration::from_millis(300), large: false, filter: Some(name.into()) };
-        let figures = regstore_testsuite::bench::run(wasm.clone(), Some(native.clone()), &bench, |_| {})
-            .await
-            .ctx(&format!("{name} on the native baseline"))?;
-        let [f] = figures.as_slice() else {
-            return Err(format!("{name}: expected one figure, got {figures:?} (the wasm side failed?)"));
-        };
-        let native_figure = f.native.ok_or(format!("{name}: the native side gave no figure"))?;
-        ensure!(
-            f.wasm.is_finite() && f.wasm > 0.0 && native_figure.is_finite() && native_figure > 0.0,
-            "{name}: figures must be positive: {f:?}"
-        );
-        let ops = |mb_per_s: f64| mb_per_s * 1e6 / size as f64;
-        println!(
-            "s3 bench {name}: wasm {:.2} {unit} ({:.0} ops/s), native {:.2} {unit} ({:.0} ops/s), ratio {:.2}",
-            f.wasm,
-            ops(f.wasm),
-            native_figure,
-            ops(native_figure),
-            f.ratio().unwrap_or(f64::NAN),
-            unit = f.unit
-        );
-    }
-    ensure_eq!(wasm.list("/").await.ctx("List(\"/\") of the wasm root")?, Vec::<String>::new(), "the wasm root");
-    ensure_eq!(native.list("/").await.ctx("List(\"/\") of the native root")?, Vec::<String>::new(), "the native root");
-    Ok(())
+        Box::pin(async move { regstore_native::open_boxed("s3", &env.params(&env.fresh_root())) })
+    })
 }
 
-/// The S3-specific trials, in spec §5.5's order, then regstore's. distribution's S3 TestDelete
+async fn bench_against_native(env: Arc<Env>) -> Result<(), Failure> {
+    bench::bench_against_native("s3", factory(env.clone(), false), native_factory(env)).await
+}
+
+/// distribution's S3-specific trials, then regstore's. distribution's S3 TestDelete
 /// and a RedirectURL test share their names with tests of the shared suite: those two are
 /// `TestS3…` here.
 fn specific() -> Vec<(&'static str, Specific<Env>)> {
@@ -879,7 +823,7 @@ fn specific() -> Vec<(&'static str, Specific<Env>)> {
         ("TestGrants", |e| Box::pin(grants(e))),
         ("TestUnreachableEndpoint", |e| Box::pin(unreachable_endpoint(e))),
         ("TestRedirectEndpoint", |e| Box::pin(redirect_endpoint(e))),
-        ("BenchAgainstNativeSdk", |e| Box::pin(bench_against_native_sdk(e))),
+        ("BenchAgainstNative", |e| Box::pin(bench_against_native(e))),
     ]
 }
 
@@ -924,7 +868,7 @@ fn start(runtime: &tokio::runtime::Runtime) -> Result<(Moto, Arc<Env>), String> 
     runtime.block_on(moto.create_bucket(&bucket))?;
     let env = Env {
         endpoint: moto.endpoint.clone(),
-        native: s3native::client(&moto.endpoint, REGION, "a", "b"),
+        native: s3_client::client(&moto.endpoint, REGION, "a", "b"),
         bucket,
         registry: Registry::new(),
         file_registry: tokio::sync::OnceCell::new(),

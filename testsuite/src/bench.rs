@@ -1,4 +1,4 @@
-//! distribution's 12 benchmarks (spec §5.3), plus concurrent streams, each run against the
+//! distribution's 12 benchmarks, plus concurrent streams, each run against the
 //! driver under test and, in the same process and run, against a native baseline.
 
 use std::sync::Arc;

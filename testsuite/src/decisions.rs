@@ -1,5 +1,6 @@
-//! regstore's decisions D1–D12 (spec §1), one test each, and the writer rules of spec §3.12
-//! and §10 that every driver shares.
+//! regstore's decisions D1–D12 (docs/decisions.md), one test each, and the writer rules every
+//! driver shares: the FileWriter state machine (docs/behaviour.md), and path-not-found for
+//! resuming a path never written.
 
 use regstore_api::{ErrorKind, WalkControl, path::cmp_components};
 
@@ -247,7 +248,7 @@ async fn d12_emptied_directories(cx: Ctx) -> TestResult {
     PASSED
 }
 
-/// Spec §3.12, regstore's column.
+/// The FileWriter state machine of docs/behaviour.md (Writer and FileWriter).
 async fn writer_state_machine(cx: Ctx) -> TestResult {
     let d = cx.d();
     let path = random_path(32);
@@ -284,7 +285,8 @@ async fn writer_state_machine(cx: Ctx) -> TestResult {
     crate::tree::cleanup(&cx, &[&path, &other]).await
 }
 
-/// Spec §10 item 4: resuming a path nothing was written to is path-not-found.
+/// Resuming a path nothing was written to is path-not-found (upstream's inmemory and filesystem
+/// created an empty file).
 async fn append_to_missing_path(cx: Ctx) -> TestResult {
     let path = random_path(32);
     expect_error(

@@ -1,5 +1,5 @@
 //! regstore's conformance suite: every test of distribution's storage-driver testsuite, its
-//! WalkFallback cases, and one test per decision D1–D12 of the spec, written against
+//! WalkFallback cases, and one test per decision D1–D12 (docs/decisions.md), written against
 //! `regstore-api` only, so it runs against any driver: wasm components through the host, or
 //! the same drivers compiled natively (`regstore-native`).
 //!
@@ -12,9 +12,7 @@ pub mod bench;
 mod content;
 mod decisions;
 pub mod emulators;
-pub mod native_s3;
 pub mod runner;
-pub mod s3native;
 mod streams;
 mod tree;
 pub mod walk;

@@ -1,4 +1,4 @@
-//! Helpers of distribution's testsuite (spec §5.1): random content and paths, round trips, and
+//! Helpers of distribution's testsuite: random content and paths, round trips, and
 //! the assertions tests use.
 
 use std::sync::OnceLock;

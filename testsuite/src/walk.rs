@@ -1,4 +1,4 @@
-//! Walk: distribution's WalkFallback cases (spec §3.10) on a real tree, for every driver, and
+//! Walk: distribution's WalkFallback cases (its walk_test.go) on a real tree, for every driver, and
 //! TestWalkFileRemoved's tolerance of an entry deleted during the walk.
 
 use regstore_api::{Error, StorageDriver, WalkControl};

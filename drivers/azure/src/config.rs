@@ -1,6 +1,7 @@
-//! The driver's parameters, with distribution's names, defaults and error texts (spec §6.4),
-//! and what regstore adds: a connection string that is honoured, a shared key assumed when a
-//! key is given without a credentials type, and a configurable Entra ID authority host.
+//! The driver's parameters, with distribution's names, defaults and error texts
+//! (docs/drivers/azure.md), and what regstore adds: a connection string that is honoured, a
+//! shared key assumed when a key is given without a credentials type, and a configurable Entra
+//! ID authority host.
 
 use std::time::Duration;
 

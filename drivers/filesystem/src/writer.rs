@@ -26,7 +26,7 @@ impl Writer {
             return Err(Error::other(format!("{path}: is a directory")));
         }
         let file = if append {
-            // Resuming what was never written is path-not-found (spec §10 item 4).
+            // Resuming what was never written is path-not-found (upstream created an empty file).
             files.open_for_write(path, true)
         } else {
             with_parents(&full, || files.open_for_write(path, false))

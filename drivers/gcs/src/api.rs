@@ -21,7 +21,7 @@ use crate::sign::encode;
 use regstore_objectstore::time::parse_rfc3339_ns;
 
 pub const SERVICE: &str = "Google Cloud Storage";
-/// The content type of an upload in progress: the object holds the writer's state (spec §6.5).
+/// The content type of an upload in progress: the object holds the writer's state (see writer.rs).
 pub const UPLOAD_SESSION: &str = "application/x-docker-upload-session";
 pub const OCTET_STREAM: &str = "application/octet-stream";
 /// What GCS returns at most per listing page.

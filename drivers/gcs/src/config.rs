@@ -1,6 +1,6 @@
-//! The driver's parameters, with distribution's names, defaults, coercion and messages (spec
-//! §6.5), plus `endpoint` and `STORAGE_EMULATOR_HOST`, and what they make the driver ask its
-//! sandbox for.
+//! The driver's parameters, with distribution's names, defaults, coercion and messages
+//! (docs/drivers/gcs.md), plus `endpoint` and `STORAGE_EMULATOR_HOST`, and what they make the
+//! driver ask its sandbox for.
 
 use std::rc::Rc;
 
@@ -15,7 +15,7 @@ pub const MIN_CHUNK_SIZE: i64 = 256 << 10;
 const DEFAULT_CHUNK_SIZE: i64 = 16 << 20;
 /// A writer holds one chunk in its instance's memory (at most 4 GiB).
 const MAX_CHUNK_SIZE: i64 = 2 << 30;
-/// distribution's `maxconcurrency` bounds (spec §3.9).
+/// distribution's `maxconcurrency` bounds (the minimum it raises a value to, and the default).
 const MIN_CONCURRENCY: u64 = 25;
 const DEFAULT_CONCURRENCY: u64 = 50;
 

@@ -1,13 +1,14 @@
-//! regstore's gcs driver: distribution's `gcs` as a wasm component (spec §6.5).
+//! regstore's gcs driver: distribution's `gcs` as a wasm component (docs/drivers/gcs.md).
 //!
 //! It speaks Cloud Storage's JSON API over the host's `wasi:http`, to one configurable endpoint
 //! (uploads included, unlike upstream). Keys are `rootdirectory` + path; a directory exists
 //! while some object lies under `dir/`. Writers are GCS resumable uploads whose state lives in
-//! the bucket, in distribution's format. Beyond upstream, per spec §1: uploads in progress are
-//! hidden from GetContent as from Reader (their directories still exist), a reader past the end
-//! is empty (D3), appending to committed content is refused (D4), `Size()` counts buffered
-//! bytes (D5), `Delete` removes the object and everything under it (D6), moving a directory
-//! fails and a failed delete of a moved source is an error (D7), walks are one flat listing.
+//! the bucket, in distribution's format. Beyond upstream (docs/decisions.md): uploads in
+//! progress are hidden from GetContent as from Reader (their directories still exist), a reader
+//! past the end is empty (D3), appending to committed content is refused (D4), `Size()` counts
+//! buffered bytes (D5), `Delete` removes the object and everything under it (D6), moving a
+//! directory fails and a failed delete of a moved source is an error (D7), walks are one flat
+//! listing.
 
 mod api;
 mod auth;
@@ -153,7 +154,8 @@ impl Driver for Gcs {
         if let Some(object) = gcs.file(path, &format!("stat {path}"))? {
             return Ok(FileInfo::file(path, object.size, object.modified_ns()));
         }
-        // A directory: some object under `path/`, never `pathsuffix` (spec §10 item 8).
+        // A directory: some object under `path/`, never a bare prefix (which would make `/a/b` a
+        // directory because `/a/bc` exists).
         if gcs.is_dir(path)? { Ok(FileInfo::dir(path, 0)) } else { Err(Error::not_found(path)) }
     }
 

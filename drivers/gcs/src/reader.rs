@@ -1,7 +1,7 @@
 //! Reads: one `alt=media` GET from the offset, pinned with `ifGenerationMatch` to the
 //! generation the first answer names, resumed after a cut by the shared [`ResumingReader`].
-//! Objects in progress read as missing, as Stat sees them (spec §6.5, regstore's fix for
-//! GetContent).
+//! Objects in progress read as missing, as Stat sees them (for GetContent too, unlike
+//! upstream).
 
 use std::rc::Rc;
 

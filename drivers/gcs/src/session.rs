@@ -105,7 +105,7 @@ impl<'a> Session<'a> {
                             self.path
                         )));
                     }
-                    sleep(Duration::from_millis(100 << fruitless.min(6)));
+                    regstore_objectstore::retry::sleep(Duration::from_millis(100 << fruitless.min(6)));
                     trouble = Some(cause);
                     // The chunk may have arrived whole or in part: ask before sending again.
                     self.query(stored)?
@@ -249,13 +249,6 @@ fn stored_bytes(range: Option<&str>) -> u64 {
         .and_then(|r| r.trim().strip_prefix("bytes=0-"))
         .and_then(|end| end.trim().parse::<u64>().ok())
         .map_or(0, |end| end + 1)
-}
-
-fn sleep(d: Duration) {
-    #[cfg(target_arch = "wasm32")]
-    wasip2::clocks::monotonic_clock::subscribe_duration(d.as_nanos() as u64).block();
-    #[cfg(not(target_arch = "wasm32"))]
-    std::thread::sleep(d);
 }
 
 /// A request that asks nothing of the server, for tests of the classification.

@@ -1,8 +1,8 @@
-//! The resumable writer, in distribution's format (spec §6.5): chunks of `chunksize` go to a
-//! GCS resumable upload session; `Close` stores the unsent tail (less than 256 KiB) as the
-//! object at the key itself, with the upload-in-progress content type and the metadata
-//! `Session-URI` and `Offset`, so that a writer closed by distribution resumes here and the
-//! other way round, in any process. `Commit` finishes the session (or, if none was needed,
+//! The resumable writer, in distribution's format (docs/drivers/gcs.md, Writers): chunks of
+//! `chunksize` go to a GCS resumable upload session; `Close` stores the unsent tail (less than
+//! 256 KiB) as the object at the key itself, with the upload-in-progress content type and the
+//! metadata `Session-URI` and `Offset`, so that a writer closed by distribution resumes here and
+//! the other way round, in any process. `Commit` finishes the session (or, if none was needed,
 //! uploads the content in one request).
 
 use std::rc::Rc;

@@ -120,7 +120,7 @@ impl Driver for InMemory {
     fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         let mut tree = self.tree.borrow_mut();
         let resumed = if append {
-            // Resuming a path that was never written is path-not-found (spec §10 item 4).
+            // Resuming a path that was never written is path-not-found (upstream created it).
             tree.file(path)?.data.len() as u64
         } else {
             tree.check_creatable(path)?;

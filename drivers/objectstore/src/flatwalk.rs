@@ -1,7 +1,7 @@
 //! A walk built from a flat object listing (s3, azure, gcs): keys arrive in byte
 //! order, the walk goes out in regstore's order, pre-order and component-wise (D2), with the
-//! directories inferred from the keys (spec §6.3) and the host's fallback semantics for the
-//! start-after hint and skip-dir (spec §3.10).
+//! directories inferred from the keys and the host's fallback semantics for the start-after
+//! hint and skip-dir (docs/behaviour.md, Walk).
 //!
 //! Byte order and component-wise order disagree only where one key continues a name with a byte
 //! below '/' (`a-b`, `a.b`) and another continues it with '/' (`a/x`): `a-b` is listed first but
@@ -98,7 +98,8 @@ impl FlatWalk {
     ///
     /// For a hint `from/c1/c2/...` this is `from/c1`: a sibling such as `c1-x` walks after the
     /// hint but lists before `c1/...`, so any later StartAfter could lose it. It is always below
-    /// `from`, never an ancestor of the listing prefix (SeaweedFS, spec §10 item 11).
+    /// `from`, never an ancestor of the listing prefix: upstream sent the bare root as
+    /// StartAfter, and SeaweedFS then listed nothing.
     pub fn list_start_after(&self) -> Option<String> {
         let rel = self.hint.as_deref()?.strip_prefix(self.prefix.as_str())?;
         let first = rel.split('/').next().filter(|c| !c.is_empty())?;
@@ -233,7 +234,7 @@ mod tests {
     use super::*;
     use crate::keys::KeyMap;
 
-    /// distribution's walk_test.go tree (spec §3.10).
+    /// distribution's walk_test.go tree.
     const TREE: &[&str] = &[
         "/file1",
         "/folder1/file1",

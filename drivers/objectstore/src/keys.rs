@@ -1,5 +1,5 @@
-//! Object-store keys under a `rootdirectory` (spec §6.3 "Key mapping"), for the s3, azure and gcs
-//! drivers.
+//! Object-store keys under a `rootdirectory`, for the s3, azure and gcs drivers (the "Layout"
+//! section of each page in docs/drivers/).
 
 /// Maps absolute regstore paths to object keys under a root prefix, and back.
 #[derive(Debug, Clone)]

@@ -59,7 +59,7 @@ impl Retry {
             return asked;
         }
         let ceiling = self.first_delay.saturating_mul(1 << (next - 2).min(16)).min(self.max_delay);
-        let fraction = (wasip2::random::random::get_random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let fraction = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
         ceiling.mul_f64(0.5 + fraction / 2.0)
     }
 }
@@ -79,9 +79,24 @@ pub fn retry_after(head: &Head) -> Option<Duration> {
 
 /// Blocks the calling driver for `d`.
 pub fn sleep(d: Duration) {
-    if !d.is_zero() {
-        wasip2::clocks::monotonic_clock::subscribe_duration(d.as_nanos() as u64).block();
+    if d.is_zero() {
+        return;
     }
+    #[cfg(target_arch = "wasm32")]
+    wasip2::clocks::monotonic_clock::subscribe_duration(d.as_nanos() as u64).block();
+    #[cfg(not(target_arch = "wasm32"))]
+    std::thread::sleep(d);
+}
+
+/// A random number for jitter.
+fn random_u64() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    return wasip2::random::random::get_random_u64();
+    #[cfg(not(target_arch = "wasm32"))]
+    return getrandom::u64().unwrap_or_else(|_| {
+        // No OS randomness: the clock's nanoseconds are jitter enough.
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos().into()
+    });
 }
 
 impl Client {

@@ -1,5 +1,5 @@
-//! The aws-sdk-s3 client inside the component: requests go out through the host's `wasi:http`
-//! (aws-smithy-wasm), and every call runs to completion on wstd's executor.
+//! The aws-sdk-s3 client: requests go out through [`crate::transport`] (the host's `wasi:http`
+//! inside a component), and every call runs to completion before the driver call returns.
 
 use std::time::Duration;
 
@@ -7,7 +7,6 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_async::rt::sleep::SharedAsyncSleep;
 use aws_smithy_async::time::SystemTimeSource;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -16,24 +15,19 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::config_bag::ConfigBag;
-use aws_smithy_wasm::wasi::{WasiHttpClientBuilder, WasiSleep};
 use regstore_sdk::{Error, Result};
 
 use crate::config::Config;
 
-/// Runs one SDK future to completion. Each driver call is synchronous for the host, so no
-/// future outlives the call it was made in.
-pub fn run<F: Future>(future: F) -> F::Output {
-    wstd::runtime::block_on(future)
-}
+pub use crate::transport::run;
 
 /// A client for `config`.
 pub fn build(config: &Config) -> Result<aws_sdk_s3::Client> {
     let mut builder = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(config.region.clone()))
-        .http_client(WasiHttpClientBuilder::new().build())
-        .sleep_impl(SharedAsyncSleep::new(WasiSleep))
+        .http_client(crate::transport::http_client())
+        .sleep_impl(crate::transport::sleep_impl())
         .time_source(SystemTimeSource::new())
         .force_path_style(config.force_path_style)
         .use_dual_stack(config.dual_stack)

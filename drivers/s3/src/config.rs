@@ -1,5 +1,5 @@
 //! The driver's parameters, with distribution's names, defaults, coercion and error texts
-//! (spec §6.3).
+//! (docs/drivers/s3.md).
 
 use regstore_sdk::{Error, Params, Result};
 

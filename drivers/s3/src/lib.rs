@@ -1,16 +1,17 @@
-//! regstore's s3 driver: distribution's `s3aws` as a wasm component (spec §6.3).
+//! regstore's s3 driver: distribution's `s3aws` as a wasm component (docs/drivers/s3.md).
 //!
 //! aws-sdk-s3 runs inside the component and reaches S3 only through the host's `wasi:http`,
 //! which lets requests go to the configured endpoint alone. Keys are `rootdirectory` + path; a
-//! "directory" exists while some key has its prefix. Beyond upstream, per the decisions of spec
-//! §1: `Size()` counts buffered bytes (D5), appending to non-empty committed content is refused
-//! (D4), `Delete` is exact and prefix-safe (D6), moving a directory fails (D7), a missing walk
-//! root is path-not-found (D9), walks are component-wise (D2), superseded and failed multipart
-//! uploads are aborted.
+//! "directory" exists while some key has its prefix. Beyond upstream, per regstore's decisions
+//! (docs/decisions.md): `Size()` counts buffered bytes (D5), appending to non-empty committed
+//! content is refused (D4), `Delete` is exact and prefix-safe (D6), moving a directory fails
+//! (D7), a missing walk root is path-not-found (D9), walks are component-wise (D2), superseded
+//! and failed multipart uploads are aborted.
 
 mod client;
 mod config;
 mod reader;
+mod transport;
 mod walk;
 mod writer;
 
@@ -336,7 +337,8 @@ impl Driver for S3 {
             if let Some((size, modified)) = s3.head(path).await? {
                 return Ok(FileInfo::file(path, size, modified));
             }
-            // A directory: some key under `path/` (never `pathsuffix`, spec §10 item 8).
+            // A directory: some key under `path/`, never a bare prefix (upstream's Stat took `/a/b`
+            // for a directory because `/a/bc` existed).
             if s3.is_dir(path).await? { Ok(FileInfo::dir(path, 0)) } else { Err(Error::not_found(path)) }
         })
     }

@@ -249,7 +249,8 @@ impl FileWriter for Writer {
     }
 }
 
-/// A new multipart upload for `key`, with every object option (spec §10 item 13).
+/// A new multipart upload for `key`, with every object option (upstream's rebuilt upload on a
+/// resume dropped the KMS key id).
 pub async fn create_upload(s3: &Inner, key: &str) -> Result<String> {
     let out = s3
         .client

@@ -150,7 +150,7 @@ pub trait Walker: 'static {
     fn skip_dir(&mut self);
 }
 
-/// distribution's FileWriter state machine (spec §3.12, regstore's column), shared by drivers.
+/// The FileWriter state machine as regstore defines it (docs/behaviour.md), shared by drivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WriterState {
     #[default]

@@ -133,7 +133,7 @@ mod tests {
 
     #[test]
     fn limit_as_distribution() {
-        // TestGetLimitFromParameter, plus the signed and prefixed cases of the spec (§3.9).
+        // distribution's TestGetLimitFromParameter, plus signed and base-prefixed values.
         assert!(params(r#"{"m":"foo"}"#).limit("m", 1, 50).is_err());
         assert_eq!(params(r#"{"m":"50"}"#).limit("m", 1, 50).unwrap(), 50);
         assert_eq!(params(r#"{"m":"5"}"#).limit("m", 25, 50).unwrap(), 25);

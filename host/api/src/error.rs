@@ -1,4 +1,4 @@
-//! distribution's storage-driver errors, with their exact messages (spec §3.6).
+//! distribution's storage-driver errors, with their exact messages (docs/behaviour.md, Errors).
 
 /// A regstore error. Driver errors carry the driver's name and print as distribution's do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn messages_match_distribution() {
-        // TestErrorFormat and the formats of spec §3.6.
+        // distribution's TestErrorFormat, and the messages listed in docs/behaviour.md (Errors).
         assert_eq!(Error::other("foo", "unexpected error").to_string(), "foo: unexpected error");
         assert_eq!(Error::not_found("inmemory", "/a").to_string(), "inmemory: Path not found: /a");
         let ipe = Error::InvalidPath { driver: "inmemory".into(), path: "abc".into() };

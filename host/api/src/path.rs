@@ -1,4 +1,4 @@
-//! distribution's path grammar (spec §3.7), with regstore's D8.
+//! distribution's path grammar (docs/behaviour.md, Paths), with regstore's D8.
 
 /// Whether `path` matches `^(/[A-Za-z0-9._-]+)+$` and has no `.` or `..` component (D8).
 pub fn is_valid(path: &str) -> bool {
@@ -13,7 +13,7 @@ pub fn is_valid(path: &str) -> bool {
     })
 }
 
-/// The paths distribution's testsuite stores and reads back (spec §3.7).
+/// The paths distribution's testsuite stores and reads back (its TestValidPaths).
 pub const DISTRIBUTION_VALID_PATHS: [&str; 16] = [
     "/a",
     "/2",
@@ -44,7 +44,7 @@ pub fn parent(path: &str) -> &str {
     }
 }
 
-/// Component-wise ordering of paths: `/` sorts before every other byte (spec D2), so a directory
+/// Component-wise ordering of paths: `/` sorts before every other byte (D2), so a directory
 /// is followed by its whole subtree before a sibling such as `dir-suffix`.
 pub fn cmp_components(a: &str, b: &str) -> std::cmp::Ordering {
     let key = |s: &str| s.bytes().map(|c| if c == b'/' { 0 } else { c }).collect::<Vec<u8>>();

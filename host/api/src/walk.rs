@@ -1,5 +1,5 @@
-//! Walks: the pull-style [`Walker`], and distribution's WalkFallback (spec §3.10) built from
-//! `list` and `stat`, for drivers that do not walk natively.
+//! Walks: the pull-style [`Walker`], and distribution's WalkFallback (docs/behaviour.md, Walk)
+//! built from `list` and `stat`, for drivers that do not walk natively.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub trait Walker: Send {
     fn skip_dir(&mut self);
 }
 
-/// One directory level of the walk plan (Part A of the spec's algorithm).
+/// One directory level of the walk plan (see `plan`).
 struct Level {
     dir: String,
     /// Children sorting at or before this are skipped.
@@ -129,7 +129,7 @@ impl FallbackWalker {
     }
 }
 
-/// Part A: which directory levels to walk, and with which hint.
+/// The walk plan: which directory levels to walk, and with which hint.
 fn plan(from: &str, start_after: Option<&str>) -> VecDeque<Level> {
     let whole = |dir: &str| Level { dir: dir.into(), hint: None, tolerate_missing: false, is_hint: false };
     let hint = start_after.map(|h| if h.len() > 1 { h.trim_end_matches('/') } else { h });

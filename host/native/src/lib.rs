@@ -18,8 +18,20 @@ pub use driver::NativeDriver;
 type NativeDriverFn = fn() -> Entry;
 
 /// The bundled drivers that also build natively: (registration name, constructors).
-const DRIVERS: &[(&str, NativeDriverFn)] =
-    &[("inmemory", regstore_driver_inmemory::native_driver), ("filesystem", regstore_driver_filesystem::native_driver)];
+const DRIVERS: &[(&str, NativeDriverFn)] = &[
+    ("inmemory", regstore_driver_inmemory::native_driver),
+    ("filesystem", regstore_driver_filesystem::native_driver),
+    ("s3", regstore_driver_s3::native_driver),
+    ("azure", regstore_driver_azure::native_driver),
+    ("gcs", regstore_driver_gcs::native_driver),
+];
+
+/// Makes the native cloud drivers' HTTPS requests trust the CAs in `files` (PEM) instead of
+/// Mozilla's roots, process-wide: what `Sandbox::ca_files` is to a component.
+pub fn trust_ca_files(files: &[std::path::PathBuf]) -> Result<()> {
+    regstore_objectstore::http::native::trust_ca_files(files)
+        .map_err(|detail| Error::InvalidParameter { driver: "native".into(), detail })
+}
 
 /// Whether `name` has a native build.
 pub fn has(name: &str) -> bool {

@@ -1,4 +1,4 @@
-//! Azurite's Blob service (spec `emulators.md` §5), over HTTPS with a self-signed certificate
+//! Azurite's Blob service (docs/testing.md), over HTTPS with a self-signed certificate
 //! for `127.0.0.1`, and the harness's own Shared Key client to set it up (Create Container, Put
 //! Blob, Get Blob, any other signed request).
 
@@ -16,7 +16,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 
 use super::{Answer, Server, answers_http, exchange, install, repo_root, start_on_free_port};
 
-/// The Azurite release the recipe pins (spec §5: 3.37 wants Node 22).
+/// The Azurite release `scripts/emulators` installs (3.37 wants Node 22).
 pub const AZURITE_VERSION: &str = "3.35.0";
 /// Azurite's development account.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";

@@ -1,4 +1,4 @@
-//! The two GCS emulators (spec `emulators.md` §6–§8): fake-gcs-server, the main target, and
+//! The two GCS emulators (docs/testing.md): fake-gcs-server, the main target, and
 //! gcp-storage-emulator, for resumable-upload status queries and resent chunks. Both speak the
 //! JSON API over plain HTTP, with project `test` and anonymous credentials.
 
@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::{Answer, Server, answers_http, exchange, install, repo_root, start_on_free_port};
 
-/// The PyPI wrapper that carries fake-gcs-server v1.54.0 (spec §6).
+/// The PyPI wrapper that carries fake-gcs-server v1.54.0, as `scripts/emulators` installs it.
 pub const FAKE_GCS_WRAPPER_VERSION: &str = "0.1.1";
-/// The gcp-storage-emulator release the recipe pins (spec §7).
+/// The gcp-storage-emulator release `scripts/emulators` installs.
 pub const GCP_STORAGE_EMULATOR_VERSION: &str = "2026.7.19";
 
 /// fake-gcs-server on a free loopback port, in memory. Stopped when dropped.

@@ -1,12 +1,12 @@
-//! The local cloud-storage emulators the cloud drivers are tested against (spec
-//! `emulators.md`): installed on first use into the repository's git-ignored `.emulators/` by
+//! The local cloud-storage emulators the cloud drivers are tested against (docs/testing.md):
+//! installed on first use into the repository's git-ignored `.emulators/` by
 //! `scripts/emulators`, started on a free loopback port with their output in
 //! `.emulators/logs/NAME-PORT.log`, polled until they answer, and stopped by SIGTERM to their pid
 //! when dropped.
 //!
-//! - S3: [`Moto`] (§3)
-//! - Azure Blob: [`Azurite`] over HTTPS with a self-signed certificate (§5)
-//! - GCS: [`FakeGcs`] (§6) and [`GcpStorageEmulator`] (§7)
+//! - S3: [`Moto`]
+//! - Azure Blob: [`Azurite`] over HTTPS with a self-signed certificate
+//! - GCS: [`FakeGcs`] and [`GcpStorageEmulator`]
 //!
 //! When an emulator cannot be had, [`require_emulator`] says what becomes of the tests that need
 //! it: never a silent skip.
@@ -14,6 +14,7 @@
 mod azurite;
 mod gcs;
 mod moto;
+pub mod s3_client;
 
 use std::fs::File;
 use std::io::{Read, Write};

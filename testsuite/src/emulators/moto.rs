@@ -1,4 +1,4 @@
-//! moto's S3 server (spec `emulators.md` §3).
+//! moto's S3 server (docs/testing.md).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Server, answers_http, exchange, install, repo_root, start_on_free_port};
 
-/// The moto release the recipe pins (spec `emulators.md` §3).
+/// The moto release `scripts/emulators` installs.
 pub const MOTO_VERSION: &str = "5.2.5";
 
 /// moto's S3 server on a free loopback port: path-style addressing, region `us-east-1`, any

@@ -1,4 +1,4 @@
-//! A native `aws-sdk-s3` client for tests and benchmarks: path-style addressing, plain HTTP only
+//! A native `aws-sdk-s3` client the tests inspect buckets with: path-style addressing, plain HTTP only
 //! (the local emulators), static credentials.
 //!
 //! The SDK is built without its default HTTPS client (which would bring rustls and a C crypto
