@@ -210,8 +210,41 @@ impl From<Error> for Failure {
     }
 }
 
+/// The command line, or how to exit: help and version as clap prints them, a usage error as
+/// one line on stderr (exit 2), like every other error of this command.
+fn parse() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) if !e.use_stderr() || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            Err(ExitCode::from(e.exit_code().clamp(0, 255) as u8))
+        }
+        Err(e) => {
+            eprintln!("{} (see --help)", one_line(&e.to_string()));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// clap's message and tips on one line, without the usage block that follows them.
+fn one_line(text: &str) -> String {
+    let lines = text.lines().take_while(|l| !l.starts_with("Usage:"));
+    let kept = lines.map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("For more information"));
+    kept.collect::<Vec<_>>().join(" ")
+}
+
+/// An error message kept on one line: control characters (a newline in a path the user gave,
+/// say) are escaped, so a script reading stderr line by line sees one error as one line.
+fn printable(message: &str) -> String {
+    message.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -241,11 +274,11 @@ fn run() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Driver(e)) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", printable(&e.to_string()));
             ExitCode::FAILURE
         }
         Err(Failure::Message(m)) => {
-            eprintln!("error: {m}");
+            eprintln!("error: {}", printable(&m));
             ExitCode::FAILURE
         }
         Err(Failure::Silent) => ExitCode::FAILURE,
@@ -254,4 +287,26 @@ fn run() -> ExitCode {
 
 fn main() -> ExitCode {
     run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_errors_fold_to_one_line() {
+        let e = Cli::try_parse_from(["regstore", "get", "--driver", "inmemory"]).err().unwrap();
+        let line = one_line(&e.to_string());
+        assert!(line.starts_with("error: the following required arguments were not provided: <PATH>"), "{line}");
+        assert!(!line.contains('\n') && !line.contains("Usage"), "{line}");
+        let e = Cli::try_parse_from(["regstore", "get", "--driver", "x", "/a", "--deadline", "inf"]).err().unwrap();
+        let line = one_line(&e.to_string());
+        assert!(line.contains("--deadline") && line.contains("inf") && !line.contains("For more"), "{line}");
+    }
+
+    #[test]
+    fn messages_print_on_one_line() {
+        assert_eq!(printable("invalid path: /a\nb\r\t"), "invalid path: /a\\nb\\r\\t");
+        assert_eq!(printable("/é ok"), "/é ok");
+    }
 }

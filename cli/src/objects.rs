@@ -35,8 +35,8 @@ pub struct GetArgs {
     /// Write the content to this file instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Start at this byte offset.
-    #[arg(long, default_value_t = 0)]
+    /// Start at this byte offset (a negative one is the driver's invalid-offset error).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     offset: i64,
 }
 

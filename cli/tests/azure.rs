@@ -436,7 +436,7 @@ async fn grants(env: Arc<Env>) -> Result<(), Failure> {
     let authority = env.azurite.endpoint.trim_start_matches("https://").to_string();
     let plan = env.registry.plan("azure", &p, &env.sandbox()).await.ctx("plan")?;
     ensure_eq!(plan.grants.ctx("grants")?.hosts, vec![authority.clone()], "the bundled grant");
-    let wasm = regstore_bundled::COMPONENTS.iter().find(|(n, _)| *n == "azure").ok_or("no bundled azure")?.1;
+    let wasm = regstore_bundled::get("azure").ok_or("no bundled azure")?.wasm;
     let dir = tempfile::tempdir().ctx("a temporary directory")?;
     let file = dir.path().join("azurefile.wasm");
     std::fs::write(&file, wasm).ctx("writing the component")?;

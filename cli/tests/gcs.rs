@@ -785,7 +785,7 @@ async fn refused_endpoint(env: Arc<Env>) -> Result<(), Failure> {
     ensure!(plan.trusted, "a bundled driver is trusted");
     ensure_eq!(plan.grants.ctx("grants")?.hosts, vec![authority.clone()], "the bundled grant: the endpoint only");
 
-    let wasm = regstore_bundled::COMPONENTS.iter().find(|(name, _)| *name == "gcs").ok_or("no bundled gcs")?.1;
+    let wasm = regstore_bundled::get("gcs").ok_or("no bundled gcs")?.wasm;
     let dir = tempfile::tempdir().ctx("a temporary directory")?;
     let file = dir.path().join("gcsfile.wasm");
     std::fs::write(&file, wasm).ctx("writing the component file")?;

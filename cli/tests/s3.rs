@@ -721,7 +721,7 @@ async fn grants(env: Arc<Env>) -> Result<(), Failure> {
 
 /// A registry holding the bundled s3 component as a third party's file, `s3file`.
 async fn s3_file_registry() -> Result<(Registry, tempfile::TempDir), Failure> {
-    let wasm = regstore_bundled::COMPONENTS.iter().find(|(name, _)| *name == "s3").ok_or("no bundled s3")?.1;
+    let wasm = regstore_bundled::get("s3").ok_or("no bundled s3")?.wasm;
     let dir = tempfile::tempdir().ctx("a temporary directory")?;
     let file = dir.path().join("s3file.wasm");
     std::fs::write(&file, wasm).ctx("writing the component file")?;

@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 /// Crate name in `drivers/` → registration name.
 const BUNDLED: &[(&str, &str)] = &[
     ("regstore-driver-inmemory", "inmemory"),
@@ -69,7 +71,14 @@ fn main() {
 
     let mut table = String::from("&[\n");
     for (krate, name) in BUNDLED {
-        table.push_str(&format!("    ({name:?}, include_bytes!({:?}) as &[u8]),\n", wasm_of(krate)));
+        let wasm = wasm_of(krate);
+        // The digest keys the host's cache of compiled components; computed here, a process
+        // loading a bundled driver does not hash its bytes again.
+        let bytes = std::fs::read(&wasm).unwrap_or_else(|e| panic!("reading {wasm}: {e}"));
+        let sha256: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:#04x}, ")).collect();
+        table.push_str(&format!(
+            "    Bundled {{ name: {name:?}, wasm: include_bytes!({wasm:?}), sha256: [{sha256}] }},\n"
+        ));
     }
     table.push(']');
     let mut tests = String::new();

@@ -1,6 +1,7 @@
 //! A driver component, compiled and linked once per process ([`DriverComponent`]); instances
 //! are made from its `InstancePre`.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
@@ -30,6 +31,32 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// A component's bytes, with their SHA-256: the key of its compiled form in the [`Cache`].
+pub(crate) struct Wasm {
+    bytes: Cow<'static, [u8]>,
+    sha256: [u8; 32],
+}
+
+impl Wasm {
+    /// A component embedded in the binary, with the digest computed when it was built.
+    pub fn bundled(bytes: &'static [u8], sha256: [u8; 32]) -> Self {
+        Wasm { bytes: Cow::Borrowed(bytes), sha256 }
+    }
+
+    /// A component read at run time.
+    pub fn owned(bytes: Vec<u8>) -> Self {
+        let sha256 = Sha256::digest(&bytes).into();
+        Wasm { bytes: Cow::Owned(bytes), sha256 }
+    }
+}
+
+impl std::ops::Deref for Wasm {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
 /// A compiled, linked driver component.
 pub struct DriverComponent {
     pub(crate) pre: Pre,
@@ -40,15 +67,15 @@ pub struct DriverComponent {
 impl DriverComponent {
     /// Compiles and links `bytes`, or loads the compiled artifact from `cache`; `source` names
     /// the component in errors.
-    pub fn load(runtime: &Runtime, cache: Option<&Cache>, source: &str, bytes: &[u8]) -> Result<Self, Error> {
+    pub fn load(runtime: &Runtime, cache: Option<&Cache>, source: &str, wasm: &Wasm) -> Result<Self, Error> {
         let fail = |reason: String| Error::Load { source_name: source.to_string(), reason };
-        let cached = cache.and_then(|c| c.load(&runtime.engine, bytes));
+        let cached = cache.and_then(|c| c.load(&runtime.engine, wasm));
         let component = match cached {
             Some(component) => component,
             None => {
-                let component = compile(runtime, bytes).map_err(fail)?;
+                let component = compile(runtime, wasm).map_err(fail)?;
                 if let Some(cache) = cache {
-                    cache.store(&runtime.engine, bytes, &component);
+                    cache.store(&runtime.engine, wasm, &component);
                 }
                 component
             }
@@ -211,19 +238,19 @@ impl Cache {
         }
     }
 
-    fn entry(&self, engine: &wasmtime::Engine, wasm: &[u8]) -> PathBuf {
+    fn entry(&self, engine: &wasmtime::Engine, wasm: &Wasm) -> PathBuf {
         use std::hash::{Hash, Hasher};
         let mut compat = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut compat);
         let mut key = Sha256::new();
-        key.update(wasm);
+        key.update(wasm.sha256);
         key.update(compat.finish().to_le_bytes());
         key.update(env!("CARGO_PKG_VERSION").as_bytes());
         self.dir.join(format!("{}.cwasm", hex(&key.finalize())))
     }
 
     /// The cached component for `wasm`, if a sound entry exists.
-    pub fn load(&self, engine: &wasmtime::Engine, wasm: &[u8]) -> Option<Component> {
+    pub(crate) fn load(&self, engine: &wasmtime::Engine, wasm: &Wasm) -> Option<Component> {
         let data = std::fs::read(self.entry(engine, wasm)).ok()?;
         let rest = data.strip_prefix(CACHE_MAGIC)?;
         let (checksum, artifact) = rest.split_at_checked(4)?;
@@ -239,7 +266,7 @@ impl Cache {
     }
 
     /// Stores the compiled component; failures only cost a compile next time.
-    pub fn store(&self, engine: &wasmtime::Engine, wasm: &[u8], component: &Component) {
+    pub(crate) fn store(&self, engine: &wasmtime::Engine, wasm: &Wasm, component: &Component) {
         let Ok(artifact) = component.serialize() else { return };
         let path = self.entry(engine, wasm);
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));

@@ -5,15 +5,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use regstore_api::{Base, Capabilities, Error, FileInfo, FileReader, FileWriter, Result, StorageDriver, Walker};
+use regstore_api::{
+    Base, Capabilities, FileInfo, FileReader, FileWriter, READ_CHUNK, Result, StorageDriver, WRITE_CHUNK, Walker,
+    accepted_whole,
+};
 
 use crate::guest::Answer;
 use crate::instance::{Handle, Instance, Live};
-
-/// How much a reader asks the driver for per call. Large chunks keep the boundary cheap.
-pub const READ_CHUNK: u64 = 1 << 20;
-/// The most a writer hands the driver per call; larger writes are split.
-pub const WRITE_CHUNK: usize = 4 << 20;
 
 /// A storage driver running in its own sandboxed wasm instance (or a pool of them, for a driver
 /// that keeps no state in memory), behind the base layer's checks. Cheap to clone; clones
@@ -53,14 +51,14 @@ pub struct WasmDriver {
 /// inside `$call`. A trap or timeout becomes a `Crashed` error, the driver's own error the
 /// typed error under the driver's name.
 macro_rules! guest_call {
-    ($driver:expr, $session:expr, |$live:ident| $call:expr) => {{
+    ($name:expr, $session:expr, |$live:ident| $call:expr) => {{
         let mut session = $session;
         let timeout = session.timeout();
         let outcome = {
             let $live: &mut Live = session.live();
             tokio::time::timeout(timeout, async { $call.await }).await
         };
-        answer(&$driver.name, session.finish(outcome))
+        answer(&$name, session.finish(outcome))
     }};
 }
 
@@ -105,12 +103,16 @@ impl StorageDriver for WasmDriver {
 
     async fn get_content(&self, path: &str) -> Result<Vec<u8>> {
         let instance = self.instance().await?;
-        guest_call!(self, instance.enter().await?, |live| live.exports.get_content(&mut live.store, live.driver, path))
+        guest_call!(self.name, instance.enter().await?, |live| live.exports.get_content(
+            &mut live.store,
+            live.driver,
+            path
+        ))
     }
 
     async fn put_content(&self, path: &str, content: &[u8]) -> Result<()> {
         let instance = self.instance().await?;
-        guest_call!(self, instance.enter().await?, |live| live.exports.put_content(
+        guest_call!(self.name, instance.enter().await?, |live| live.exports.put_content(
             &mut live.store,
             live.driver,
             path,
@@ -120,7 +122,7 @@ impl StorageDriver for WasmDriver {
 
     async fn reader(&self, path: &str, offset: i64) -> Result<Box<dyn FileReader>> {
         let instance = self.instance().await?;
-        let resource = guest_call!(self, instance.enter().await?, |live| live.exports.reader(
+        let resource = guest_call!(self.name, instance.enter().await?, |live| live.exports.reader(
             &mut live.store,
             live.driver,
             path,
@@ -131,7 +133,7 @@ impl StorageDriver for WasmDriver {
 
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         let instance = self.instance().await?;
-        let resource = guest_call!(self, instance.enter().await?, |live| live.exports.writer(
+        let resource = guest_call!(self.name, instance.enter().await?, |live| live.exports.writer(
             &mut live.store,
             live.driver,
             path,
@@ -139,7 +141,7 @@ impl StorageDriver for WasmDriver {
         ))?;
         let mut writer = WasmWriter { name: self.name.clone(), handle: instance.handle(resource), size: 0 };
         // The host counts accepted bytes on top of what the driver resumed (D5).
-        writer.size = guest_call!(writer, instance.enter_with(&writer.handle).await?, |live| async {
+        writer.size = guest_call!(writer.name, instance.enter_with(&writer.handle).await?, |live| async {
             plain(live.exports.size(&mut live.store, resource).await)
         })?;
         Ok(Box::new(writer))
@@ -147,17 +149,17 @@ impl StorageDriver for WasmDriver {
 
     async fn stat(&self, path: &str) -> Result<FileInfo> {
         let instance = self.instance().await?;
-        guest_call!(self, instance.enter().await?, |live| live.exports.stat(&mut live.store, live.driver, path))
+        guest_call!(self.name, instance.enter().await?, |live| live.exports.stat(&mut live.store, live.driver, path))
     }
 
     async fn list(&self, path: &str) -> Result<Vec<String>> {
         let instance = self.instance().await?;
-        guest_call!(self, instance.enter().await?, |live| live.exports.list(&mut live.store, live.driver, path))
+        guest_call!(self.name, instance.enter().await?, |live| live.exports.list(&mut live.store, live.driver, path))
     }
 
     async fn move_file(&self, source: &str, destination: &str) -> Result<()> {
         let instance = self.instance().await?;
-        guest_call!(self, instance.enter().await?, |live| live.exports.move_file(
+        guest_call!(self.name, instance.enter().await?, |live| live.exports.move_file(
             &mut live.store,
             live.driver,
             source,
@@ -167,12 +169,12 @@ impl StorageDriver for WasmDriver {
 
     async fn delete(&self, path: &str) -> Result<()> {
         let instance = self.instance().await?;
-        guest_call!(self, instance.enter().await?, |live| live.exports.delete(&mut live.store, live.driver, path))
+        guest_call!(self.name, instance.enter().await?, |live| live.exports.delete(&mut live.store, live.driver, path))
     }
 
     async fn redirect_url(&self, method: &str, path: &str) -> Result<Option<String>> {
         let instance = self.instance().await?;
-        guest_call!(self, instance.enter().await?, |live| live.exports.redirect_url(
+        guest_call!(self.name, instance.enter().await?, |live| live.exports.redirect_url(
             &mut live.store,
             live.driver,
             method,
@@ -182,7 +184,7 @@ impl StorageDriver for WasmDriver {
 
     async fn walker(&self, path: &str, start_after: Option<&str>) -> Result<Box<dyn Walker>> {
         let instance = self.instance().await?;
-        let resource = guest_call!(self, instance.enter().await?, |live| live.exports.walk(
+        let resource = guest_call!(self.name, instance.enter().await?, |live| live.exports.walk(
             &mut live.store,
             live.driver,
             path,
@@ -205,11 +207,9 @@ impl FileReader for WasmReader {
             return Ok(None);
         }
         let r = self.handle.resource;
-        let chunk = guest_call!(self, self.handle.instance.enter_with(&self.handle).await?, |live| live.exports.read(
-            &mut live.store,
-            r,
-            READ_CHUNK
-        ))?;
+        let chunk = guest_call!(self.name, self.handle.instance.enter_with(&self.handle).await?, |live| live
+            .exports
+            .read(&mut live.store, r, READ_CHUNK as u64))?;
         if chunk.is_empty() {
             self.done = true;
             return Ok(None);
@@ -235,16 +235,10 @@ impl FileWriter for WasmWriter {
     async fn write(&mut self, data: &[u8]) -> Result<usize> {
         let w = self.handle.resource;
         for chunk in data.chunks(WRITE_CHUNK) {
-            let accepted = guest_call!(self, self.handle.instance.enter_with(&self.handle).await?, |live| live
+            let accepted = guest_call!(self.name, self.handle.instance.enter_with(&self.handle).await?, |live| live
                 .exports
                 .write(&mut live.store, w, chunk))?;
-            if accepted != chunk.len() as u64 {
-                return Err(Error::other(
-                    &self.name,
-                    format!("the driver accepted {accepted} of {} bytes", chunk.len()),
-                ));
-            }
-            self.size += accepted;
+            self.size += accepted_whole(&self.name, accepted, chunk)?;
         }
         Ok(data.len())
     }
@@ -255,21 +249,21 @@ impl FileWriter for WasmWriter {
 
     async fn close(&mut self) -> Result<()> {
         let w = self.handle.resource;
-        guest_call!(self, self.handle.instance.enter_with(&self.handle).await?, |live| live
+        guest_call!(self.name, self.handle.instance.enter_with(&self.handle).await?, |live| live
             .exports
             .close(&mut live.store, w))
     }
 
     async fn commit(&mut self) -> Result<()> {
         let w = self.handle.resource;
-        guest_call!(self, self.handle.instance.enter_with(&self.handle).await?, |live| live
+        guest_call!(self.name, self.handle.instance.enter_with(&self.handle).await?, |live| live
             .exports
             .commit(&mut live.store, w))
     }
 
     async fn cancel(&mut self) -> Result<()> {
         let w = self.handle.resource;
-        guest_call!(self, self.handle.instance.enter_with(&self.handle).await?, |live| live
+        guest_call!(self.name, self.handle.instance.enter_with(&self.handle).await?, |live| live
             .exports
             .cancel(&mut live.store, w))
     }
@@ -293,7 +287,7 @@ impl Walker for WasmWalker {
     async fn next(&mut self) -> Result<Option<FileInfo>> {
         let skip = std::mem::take(&mut self.skip);
         let w = self.handle.resource;
-        guest_call!(self, self.handle.instance.enter_with(&self.handle).await?, |live| async {
+        guest_call!(self.name, self.handle.instance.enter_with(&self.handle).await?, |live| async {
             if skip {
                 live.exports.skip_dir(&mut live.store, w).await?;
             }

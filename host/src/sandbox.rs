@@ -111,6 +111,11 @@ impl HostState {
     pub(crate) fn new(grants: &Grants) -> Result<Self, String> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let mut wasi = WasiCtxBuilder::new();
+        // A driver's filesystem calls run on the thread that runs the guest instead of hopping to
+        // tokio's blocking pool: each hop costs more than the small call itself, and the guest's
+        // call is already running apart from the caller's tasks. Must precede the preopens,
+        // which capture it.
+        wasi.allow_blocking_current_thread(true);
         wasi.stderr(stderr.clone());
         for (key, value) in &grants.env {
             wasi.env(key, value);

@@ -249,16 +249,11 @@ impl Driver for Filesystem {
     }
 
     fn list(&self, path: &str) -> Result<Vec<String>> {
-        let entries = fs::read_dir(self.full(path)).map_err(|e| io_error("listing", path, e))?;
+        let names = self.files.list_dir(path).map_err(|e| io_error("listing", path, e))?;
         let prefix = if path == "/" { "" } else { path };
-        let mut children = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error("listing", path, e))?;
-            // Temporaries, and anything else no valid key could name, are not content.
-            if let Some(name) = entry.file_name().to_str().filter(|n| !is_temporary(n)) {
-                children.push(format!("{prefix}/{name}"));
-            }
-        }
+        // Temporaries are not content.
+        let mut children: Vec<String> =
+            names.iter().filter(|n| !is_temporary(n)).map(|name| format!("{prefix}/{name}")).collect();
         children.sort_unstable();
         Ok(children)
     }
@@ -278,10 +273,7 @@ impl Driver for Filesystem {
     }
 
     fn delete(&self, path: &str) -> Result<()> {
-        let full = self.full(path);
-        let meta = fs::symlink_metadata(&full).map_err(|e| io_error("deleting", path, e))?;
-        let removed = if meta.is_dir() { fs::remove_dir_all(&full) } else { fs::remove_file(&full) };
-        removed.map_err(|e| io_error("deleting", path, e))?;
+        self.files.remove_tree(path).map_err(|e| io_error("deleting", path, e))?;
         prune(&self.root, path);
         Ok(())
     }

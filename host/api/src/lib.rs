@@ -7,6 +7,7 @@
 
 mod base;
 mod capabilities;
+mod chunks;
 mod error;
 mod io;
 pub mod path;
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 
 pub use base::Base;
 pub use capabilities::Capabilities;
+pub use chunks::{READ_CHUNK, WRITE_CHUNK, accepted_whole};
 pub use error::{Error, ErrorKind, Result};
 pub use io::{DEFAULT_CHUNK_SIZE, FileWriterIo, ReaderIo};
 pub use walk::{WalkControl, Walker};

@@ -1,19 +1,17 @@
 //! [`NativeDriver`]: an SDK [`AnyDriver`] behind regstore-api's [`StorageDriver`], with the
-//! wasm host's chunk sizes so both sides make the same calls.
+//! same chunk sizes as the wasm host, so both sides make the same calls.
 
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use regstore_api::{Capabilities, Error, FileInfo, FileReader, FileWriter, Result, StorageDriver, Walker};
+use regstore_api::{
+    Capabilities, Error, FileInfo, FileReader, FileWriter, READ_CHUNK, Result, StorageDriver, WRITE_CHUNK, Walker,
+    accepted_whole,
+};
 use regstore_sdk::Driver;
 use regstore_sdk::native::Entry;
 
 use crate::confined::{Confined, DriverLock};
-
-/// What a reader asks the driver for per call, as the wasm host does.
-const READ_CHUNK: usize = 1 << 20;
-/// The most a writer hands the driver per call, as the wasm host does.
-const WRITE_CHUNK: usize = 4 << 20;
 
 /// A bundled driver's code, compiled for the host.
 pub struct NativeDriver {
@@ -198,13 +196,7 @@ impl FileWriter for NativeWriter {
     async fn write(&mut self, data: &[u8]) -> Result<usize> {
         for chunk in data.chunks(WRITE_CHUNK) {
             let accepted = self.call(|w| w.write(chunk.to_vec()))?;
-            if accepted != chunk.len() as u64 {
-                return Err(Error::other(
-                    &self.name,
-                    format!("the driver accepted {accepted} of {} bytes", chunk.len()),
-                ));
-            }
-            self.size += accepted;
+            self.size += accepted_whole(&self.name, accepted, chunk)?;
         }
         Ok(data.len())
     }

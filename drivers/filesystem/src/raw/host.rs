@@ -36,6 +36,33 @@ impl Root {
     }
 }
 
+impl Root {
+    /// The names in the directory behind `key`.
+    pub fn list_dir(&self, key: &str) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(self.path(key))? {
+            // A name that is not UTF-8 cannot be a key: skipped, as in the component.
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+}
+
+impl Root {
+    /// Removes the file behind `key`, or the directory and everything under it. A symbolic link
+    /// is removed, not followed.
+    pub fn remove_tree(&self, key: &str) -> io::Result<()> {
+        let path = self.path(key);
+        if std::fs::symlink_metadata(&path)?.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        }
+    }
+}
+
 /// The length of an open file.
 pub fn size(file: &File) -> io::Result<u64> {
     Ok(file.metadata()?.len())

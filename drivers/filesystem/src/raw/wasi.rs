@@ -74,6 +74,70 @@ impl Root {
     }
 }
 
+impl Root {
+    /// The names in the directory behind `key`: one host call per entry, where std's `read_dir`
+    /// makes two (wasi-libc also asks for each entry's inode, a stat on the host).
+    pub fn list_dir(&self, key: &str) -> io::Result<Vec<String>> {
+        let relative = self.relative(key);
+        let path = if relative.is_empty() { "." } else { relative.as_str() };
+        let dir = self
+            .dir
+            .open_at(PathFlags::SYMLINK_FOLLOW, path, OpenFlags::DIRECTORY, DescriptorFlags::READ)
+            .map_err(to_io)?;
+        let entries = dir.read_directory().map_err(to_io)?;
+        let mut names = Vec::new();
+        loop {
+            match entries.read_directory_entry() {
+                Ok(Some(entry)) => names.push(entry.name),
+                Ok(None) => return Ok(names),
+                // A name that is not UTF-8 cannot be a key: skipped, and the listing goes on.
+                Err(ErrorCode::IllegalByteSequence) => {}
+                Err(e) => return Err(to_io(e)),
+            }
+        }
+    }
+}
+
+impl Root {
+    /// Removes the file behind `key`, or the directory and everything under it. A symbolic link
+    /// is removed, not followed. Entries that vanish meanwhile (a concurrent delete) are gone
+    /// as wanted.
+    pub fn remove_tree(&self, key: &str) -> io::Result<()> {
+        let relative = self.relative(key);
+        remove_entry(&self.dir, &relative, self.dir.stat_at(PathFlags::empty(), &relative).map_err(to_io)?.type_)
+    }
+}
+
+/// Removes `name` in `dir`, a directory's content first.
+fn remove_entry(dir: &Descriptor, name: &str, kind: DescriptorType) -> io::Result<()> {
+    let removed = if kind == DescriptorType::Directory {
+        let sub = dir
+            .open_at(
+                PathFlags::empty(),
+                name,
+                OpenFlags::DIRECTORY,
+                DescriptorFlags::READ | DescriptorFlags::MUTATE_DIRECTORY,
+            )
+            .map_err(to_io)?;
+        // All names first: removing while reading is unspecified for directory streams.
+        let entries = sub.read_directory().map_err(to_io)?;
+        let mut children = Vec::new();
+        while let Some(entry) = entries.read_directory_entry().map_err(to_io)? {
+            children.push(entry);
+        }
+        for child in children {
+            remove_entry(&sub, &child.name, child.type_)?;
+        }
+        dir.remove_directory_at(name)
+    } else {
+        dir.unlink_file_at(name)
+    };
+    match removed.map_err(to_io) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
 /// The length of an open file.
 pub fn size(file: &Descriptor) -> io::Result<u64> {
     Ok(file.stat().map_err(to_io)?.size)

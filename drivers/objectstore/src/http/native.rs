@@ -134,17 +134,17 @@ impl BodyStream {
         if let Some(failure) = self.failed.take() {
             return Err(failure);
         }
-        let mut out = vec![0; max];
-        let mut filled = 0;
-        while filled < max {
+        // Grown as bytes arrive rather than zeroed to `max` up front: most reads are short.
+        let mut out = Vec::new();
+        while out.len() < max {
             let Some(reader) = self.reader.as_mut() else { break };
-            match reader.read(&mut out[filled..]) {
-                Ok(0) => self.reader = None,
-                Ok(n) => {
-                    filled += n;
-                    self.received += n as u64;
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            let before = out.len();
+            // On an error, the bytes read before it are in `out` already.
+            let read = reader.by_ref().take((max - before) as u64).read_to_end(&mut out);
+            self.received += (out.len() - before) as u64;
+            match read {
+                Ok(_) if out.len() < max => self.reader = None,
+                Ok(_) => {}
                 Err(e) => {
                     self.reader = None;
                     let fault = match e.kind() {
@@ -156,15 +156,13 @@ impl BodyStream {
                         "the response from {} stopped after {} bytes: {cause}",
                         self.endpoint, self.received
                     ));
-                    if filled == 0 {
+                    if out.is_empty() {
                         return Err(failure);
                     }
                     self.failed = Some(failure);
-                    break;
                 }
             }
         }
-        out.truncate(filled);
         Ok(out)
     }
 
