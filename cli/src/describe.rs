@@ -24,8 +24,28 @@ pub async fn drivers(registry: &Registry, args: DriversArgs) -> Result<(), Failu
         let params = args.params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
         return describe(registry, &name, &params, &args.grants.sandbox()).await;
     }
+    let drivers = registry.drivers().await;
+    if args.json {
+        for info in &drivers {
+            let (origin, source) = match &info.origin {
+                Origin::Bundled => ("bundled", None),
+                Origin::File(p) => ("file", Some(p.display().to_string())),
+            };
+            let (wit, error) = match &info.wit_version {
+                Ok(v) => (Some(format!("registry:storage@{v}")), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let entry = serde_json::json!({ "name": info.name, "origin": origin, "source": source, "wit": wit, "error": error });
+            println!("{entry}");
+        }
+        for (file, e) in &unloadable {
+            let entry = serde_json::json!({ "name": null, "origin": "file", "source": file, "wit": null, "error": e.to_string() });
+            println!("{entry}");
+        }
+        return unloadable_files(&unloadable);
+    }
     println!("{:<16} {:<10} {:<24} SOURCE", "NAME", "ORIGIN", "WIT");
-    for info in registry.drivers().await {
+    for info in drivers {
         let (origin, source) = match &info.origin {
             Origin::Bundled => ("bundled", String::from("-")),
             Origin::File(p) => ("file", p.display().to_string()),
@@ -39,7 +59,16 @@ pub async fn drivers(registry: &Registry, args: DriversArgs) -> Result<(), Failu
     for (file, e) in &unloadable {
         println!("{:<16} {:<10} {:<24} {file}", "-", "file", format!("unloadable: {e}"));
     }
-    if unloadable.is_empty() { Ok(()) } else { Err(Failure::Silent) }
+    unloadable_files(&unloadable)
+}
+
+/// The listing went on past files that cannot be loaded; the command still fails, saying so.
+fn unloadable_files(unloadable: &[(String, regstore::Error)]) -> Result<(), Failure> {
+    match unloadable.len() {
+        0 => Ok(()),
+        1 => Err(Failure::Message(format!("{} cannot be loaded (listed above)", unloadable[0].0))),
+        n => Err(Failure::Message(format!("{n} component files cannot be loaded (listed above)"))),
+    }
 }
 
 async fn describe(

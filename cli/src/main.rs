@@ -38,9 +38,9 @@ enum Command {
     /// Print the content at PATH, or write it to a file (Reader).
     Get(objects::GetArgs),
     /// Show what is at PATH (Stat).
-    Stat(objects::PathArgs),
+    Stat(objects::ShowArgs),
     /// List the children of PATH (List).
-    Ls(objects::PathArgs),
+    Ls(objects::ShowArgs),
     /// Delete PATH and everything under it (Delete).
     Rm(objects::PathArgs),
     /// Move SOURCE over DESTINATION (Move).
@@ -194,6 +194,9 @@ pub struct DriversArgs {
     params: Vec<(String, String)>,
     #[command(flatten)]
     grants: GrantArgs,
+    /// Print one JSON object per driver instead of the table (fields in docs/cli.md).
+    #[arg(long, conflicts_with = "describe")]
+    json: bool,
 }
 
 /// Why a command failed: a typed error or a plain message (I/O of local files).

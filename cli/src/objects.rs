@@ -17,6 +17,18 @@ pub struct PathArgs {
     path: String,
 }
 
+/// `stat` and `ls`: a path, and how to print what is found.
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    driver: DriverArgs,
+    /// A storage path, such as /docker/registry/v2.
+    path: String,
+    /// Print one JSON object per entry instead of text (fields in docs/cli.md).
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Args)]
 pub struct PutArgs {
     #[command(flatten)]
@@ -58,6 +70,9 @@ pub struct WalkArgs {
     /// Skip what sorts at or before this path.
     #[arg(long, value_name = "PATH")]
     start_after: Option<String>,
+    /// Print one JSON object per entry instead of its path (fields in docs/cli.md).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -68,6 +83,9 @@ pub struct UrlArgs {
     /// The HTTP method the URL is for.
     #[arg(long, default_value = "GET")]
     method: String,
+    /// Print a JSON object, its `url` null when there is none (fields in docs/cli.md).
+    #[arg(long)]
+    json: bool,
 }
 
 fn io_failure(what: &str) -> impl Fn(std::io::Error) -> Failure + '_ {
@@ -193,22 +211,37 @@ pub async fn get(registry: &Registry, args: GetArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn print_info(fi: &FileInfo) {
+/// `file|dir SIZE MODIFIED PATH`, or with `json` the entry as a JSON object.
+fn print_info(fi: &FileInfo, json: bool) {
+    if json {
+        println!("{}", info_json(fi));
+        return;
+    }
     let modified = fi.modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     let kind = if fi.is_dir { "dir " } else { "file" };
     println!("{kind} {:>12} {modified:>18.6} {}", fi.size, fi.path);
 }
 
-pub async fn stat(registry: &Registry, args: PathArgs) -> Result<(), Failure> {
+/// An entry as `stat --json` and `walk --json` print it.
+pub fn info_json(fi: &FileInfo) -> serde_json::Value {
+    let modified_ns = fi.modified.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    serde_json::json!({ "path": fi.path, "is_dir": fi.is_dir, "size": fi.size, "modified_ns": modified_ns })
+}
+
+pub async fn stat(registry: &Registry, args: ShowArgs) -> Result<(), Failure> {
     let driver = args.driver.open(registry).await?;
-    print_info(&driver.stat(&args.path).await?);
+    print_info(&driver.stat(&args.path).await?, args.json);
     Ok(())
 }
 
-pub async fn ls(registry: &Registry, args: PathArgs) -> Result<(), Failure> {
+pub async fn ls(registry: &Registry, args: ShowArgs) -> Result<(), Failure> {
     let driver = args.driver.open(registry).await?;
     for child in driver.list(&args.path).await? {
-        println!("{child}");
+        if args.json {
+            println!("{}", serde_json::json!({ "path": child }));
+        } else {
+            println!("{child}");
+        }
     }
     Ok(())
 }
@@ -229,7 +262,11 @@ pub async fn walk(registry: &Registry, args: WalkArgs) -> Result<(), Failure> {
     let driver = args.driver.open(registry).await?;
     driver
         .walk(&args.path, args.start_after.as_deref(), &mut |fi| {
-            println!("{}", fi.path);
+            if args.json {
+                println!("{}", info_json(fi));
+            } else {
+                println!("{}", fi.path);
+            }
             Ok(WalkControl::Continue)
         })
         .await?;
@@ -238,7 +275,12 @@ pub async fn walk(registry: &Registry, args: WalkArgs) -> Result<(), Failure> {
 
 pub async fn url(registry: &Registry, args: UrlArgs) -> Result<(), Failure> {
     let driver = args.driver.open(registry).await?;
-    match driver.redirect_url(&args.method, &args.path).await? {
+    let url = driver.redirect_url(&args.method, &args.path).await?;
+    if args.json {
+        println!("{}", serde_json::json!({ "path": args.path, "method": args.method, "url": url }));
+        return Ok(());
+    }
+    match url {
         Some(url) => println!("{url}"),
         // Nothing on stdout means no URL: the registry serves the content itself.
         None => eprintln!("{}: no redirect URL for {} {}", driver.name(), args.method, args.path),

@@ -435,6 +435,62 @@ where
     Trial::test(name, move || tokio::runtime::Runtime::new().unwrap().block_on(f()))
 }
 
+/// `--json` prints one object per entry with the documented fields, for stat, ls, walk, url and
+/// drivers.
+async fn cli_json_output() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("a/b"))?;
+    std::fs::write(dir.path().join("a/b/c"), b"12345")?;
+    let root = format!("rootdirectory={}", dir.path().display());
+    let bin = env!("CARGO_BIN_EXE_regstore");
+    let json_lines = |args: &[&str]| -> Result<Vec<Value>, Failed> {
+        let out = Command::new(bin).args(args).output()?;
+        if !out.status.success() {
+            return Err(format!("{args:?}: {}", String::from_utf8_lossy(&out.stderr)).into());
+        }
+        let text = String::from_utf8(out.stdout)?;
+        Ok(text.lines().map(serde_json::from_str).collect::<Result<_, _>>()?)
+    };
+    let fs = |cmd: &'static str, rest: &[&'static str]| {
+        let mut args = vec![cmd, "--driver", "filesystem", "--param", &root];
+        args.extend_from_slice(rest);
+        args.push("--json");
+        json_lines(&args)
+    };
+    let stat = fs("stat", &["/a/b/c"])?;
+    assert_eq!(stat.len(), 1);
+    assert_eq!((&stat[0]["path"], &stat[0]["is_dir"], &stat[0]["size"]), (&json!("/a/b/c"), &json!(false), &json!(5)));
+    let modified = stat[0]["modified_ns"].as_u64().ok_or("modified_ns is a number")?;
+    let mtime = std::fs::metadata(dir.path().join("a/b/c"))?.modified()?;
+    assert_eq!(modified as u128, mtime.duration_since(std::time::UNIX_EPOCH)?.as_nanos());
+    assert_eq!(fs("ls", &["/a"])?, [json!({ "path": "/a/b" })]);
+    let walked: Vec<(Value, Value)> =
+        fs("walk", &["/"])?.into_iter().map(|v| (v["path"].clone(), v["is_dir"].clone())).collect();
+    assert_eq!(walked, [(json!("/a"), json!(true)), (json!("/a/b"), json!(true)), (json!("/a/b/c"), json!(false))]);
+    assert_eq!(fs("url", &["/a/b/c"])?, [json!({ "path": "/a/b/c", "method": "GET", "url": null })]);
+    let drivers = json_lines(&["drivers", "--json"])?;
+    let fs_entry = drivers.iter().find(|d| d["name"] == "filesystem").ok_or("filesystem is listed")?;
+    assert_eq!(
+        (&fs_entry["origin"], &fs_entry["source"], &fs_entry["error"]),
+        (&json!("bundled"), &Value::Null, &Value::Null)
+    );
+    assert!(fs_entry["wit"].as_str().is_some_and(|w| w.starts_with("registry:storage@")), "{fs_entry}");
+    // A file that cannot be loaded is listed with why, and the command fails in one line.
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"not wasm")?;
+    let out = Command::new(bin).args(["drivers", "--json", "--component", bad.to_str().unwrap()]).output()?;
+    assert!(!out.status.success());
+    let listed: Vec<Value> =
+        String::from_utf8(out.stdout)?.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let entry =
+        listed.iter().find(|d| d["source"] == json!(bad.display().to_string())).ok_or("the bad file is listed")?;
+    assert!(entry["name"].is_null() && entry["error"].as_str().is_some_and(|e| !e.is_empty()), "{entry}");
+    assert!(listed.iter().any(|d| d["name"] == "inmemory"), "the other drivers are still listed");
+    let stderr = String::from_utf8(out.stderr)?;
+    assert!(stderr.starts_with("error: ") && stderr.lines().count() == 1, "{stderr}");
+    Ok(())
+}
+
 fn main() {
     if let Ok(root) = std::env::var(PUT_LOOP_ENV) {
         put_loop(&root);
@@ -452,6 +508,7 @@ fn main() {
         trial("filesystem::huge_offsets_read_nothing", huge_offsets_read_nothing),
         trial("filesystem::cli_concurrent_puts_to_one_key", cli_concurrent_puts_to_one_key),
         trial("filesystem::cli_put_of_a_directory_keeps_the_object", cli_put_of_a_directory_keeps_the_object),
+        trial("filesystem::cli_json_output", cli_json_output),
     ];
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

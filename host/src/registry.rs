@@ -1,7 +1,7 @@
 //! The factory: drivers by name, as distribution's `factory.Create`. The bundled drivers are
 //! registered out of the box; third-party components are registered from files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -51,7 +51,20 @@ struct Entry {
     origin: Origin,
     wasm: Arc<Wasm>,
     compiled: OnceCell<Arc<DriverComponent>>,
+    /// What the component declared for recent parameters (JSON), newest last. `describe` runs
+    /// with nothing granted, so its answer depends on the parameters alone; remembering it
+    /// spares every new driver a second instantiation.
+    described: std::sync::Mutex<VecDeque<(String, Description)>>,
 }
+
+impl Entry {
+    fn new(origin: Origin, wasm: Wasm) -> Self {
+        Entry { origin, wasm: Arc::new(wasm), compiled: OnceCell::new(), described: Default::default() }
+    }
+}
+
+/// How many declarations an entry remembers.
+const DESCRIPTIONS_KEPT: usize = 16;
 
 /// Maps driver names to components and builds drivers from them. Clones share their
 /// registrations.
@@ -122,8 +135,7 @@ impl Registry {
     }
 
     fn insert(&self, name: &str, origin: Origin, wasm: Wasm) {
-        let entry = Arc::new(Entry { origin, wasm: Arc::new(wasm), compiled: OnceCell::new() });
-        self.entries.write().unwrap().insert(name.to_string(), entry);
+        self.entries.write().unwrap().insert(name.to_string(), Arc::new(Entry::new(origin, wasm)));
     }
 
     /// Registers the component in `path` under `name`, or under its file name (without a
@@ -137,8 +149,11 @@ impl Registry {
             Some(n) => n.to_string(),
             None => file_driver_name(path),
         };
-        self.insert(&name, Origin::File(PathBuf::from(path)), Wasm::owned(wasm));
-        self.component(&name).await?;
+        // Registered only once it loads: a bad file neither shows up as a driver nor replaces
+        // one registered under the same name.
+        let entry = Entry::new(Origin::File(PathBuf::from(path)), Wasm::owned(wasm));
+        self.compiled(&name, &entry).await?;
+        self.entries.write().unwrap().insert(name.clone(), Arc::new(entry));
         Ok(name)
     }
 
@@ -165,6 +180,11 @@ impl Registry {
     /// The compiled component for `name`; compiled once per process, off the async threads.
     async fn component(&self, name: &str) -> Result<Arc<DriverComponent>, Error> {
         let entry = self.entry(name)?;
+        self.compiled(name, &entry).await
+    }
+
+    /// `entry`'s compiled component, compiling it on first use.
+    async fn compiled(&self, name: &str, entry: &Entry) -> Result<Arc<DriverComponent>, Error> {
         let source = match &entry.origin {
             Origin::Bundled => format!("bundled driver {name}"),
             Origin::File(p) => p.display().to_string(),
@@ -188,10 +208,28 @@ impl Registry {
     /// What the driver registered as `name` declares for `params`: what it needs and what it
     /// can do. Its parameter errors come back from here, as from `open`.
     pub async fn describe(&self, name: &str, params: &Params) -> Result<Description, Error> {
-        let component = self.component(name).await?;
+        let entry = self.entry(name)?;
         let params = serde_json::to_string(params).expect("a JSON map always serialises");
-        crate::instance::describe(&self.runtime, &component, &params, name, crate::describe::DEFAULT_MEMORY as usize)
-            .await
+        let remembered = entry.described.lock().unwrap().iter().find(|(p, _)| *p == params).map(|(_, d)| d.clone());
+        if let Some(description) = remembered {
+            return Ok(description);
+        }
+        let component = self.component(name).await?;
+        let description = crate::instance::describe(
+            &self.runtime,
+            &component,
+            &params,
+            name,
+            crate::describe::DEFAULT_MEMORY as usize,
+        )
+        .await?;
+        // Only answers are remembered: a crash or a parameter error is asked again next time.
+        let mut described = entry.described.lock().unwrap();
+        if described.len() == DESCRIPTIONS_KEPT {
+            described.pop_front();
+        }
+        described.push_back((params, description.clone()));
+        Ok(description)
     }
 
     /// What [`Registry::create_with`] would do: the driver's declaration, and the grants it

@@ -107,19 +107,9 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes leftover temporaries of `file` that are older than [`STALE_TMP`].
-fn remove_stale_temporaries(file: &Path) {
-    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else { return };
-    let prefix = format!(".{name}{TMP_MARK}");
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for entry in entries.flatten().filter(|e| is_stale_temporary(e, &prefix)) {
-        let _ = fs::remove_file(entry.path());
-    }
-}
-
-/// A temporary whose name starts with `prefix` and that no live writer can still be using.
-fn is_stale_temporary(entry: &fs::DirEntry, prefix: &str) -> bool {
-    entry.file_name().to_str().is_some_and(|n| n.starts_with(prefix) && is_temporary(n))
+/// A temporary that no live writer can still be using: a writer that died left it.
+fn is_stale_temporary(entry: &fs::DirEntry) -> bool {
+    entry.file_name().to_str().is_some_and(is_temporary)
         && entry.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(is_stale)
 }
 
@@ -150,7 +140,7 @@ fn remove_stale_temporaries_in(dir: &Path) -> bool {
     let Ok(entries) = fs::read_dir(dir) else { return false };
     let mut only_stale = true;
     for e in entries.flatten() {
-        if is_stale_temporary(&e, "") {
+        if is_stale_temporary(&e) {
             let _ = fs::remove_file(e.path());
         } else {
             only_stale = false;
@@ -222,7 +212,10 @@ impl Driver for Filesystem {
         if let Some(dir) = file.parent() {
             sync_dir(dir).map_err(|e| io_error("syncing the directory of", path, e))?;
         }
-        remove_stale_temporaries(&file);
+        // What writers that died in this directory left behind goes with the next writer.
+        if let Some(dir) = file.parent() {
+            remove_stale_temporaries_in(dir);
+        }
         Ok(())
     }
 
@@ -322,6 +315,29 @@ mod tests {
         let d = describe(r#"{"rootdirectory":"./data/registry","maxthreads":"5"}"#).unwrap();
         assert_eq!(d.requirements.read_write_dirs, ["./data/registry"]);
         assert_eq!(d.requirements.max_concurrent_calls, Some(25));
+    }
+
+    #[test]
+    fn a_put_removes_what_dead_writers_left_in_its_directory() {
+        let root = std::env::temp_dir().join(format!("regstore-fs-stale-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("dir")).unwrap();
+        let params = Params::parse(&format!(r#"{{"rootdirectory":{:?}}}"#, root.display().to_string())).unwrap();
+        let driver = Filesystem::open(params).unwrap();
+        let temporary = |name: &str, age: Duration| {
+            let path = root.join("dir").join(format!(".{name}{TMP_MARK}0123456789abcdef"));
+            let file = File::create(&path).unwrap();
+            file.set_modified(SystemTime::now() - age).unwrap();
+            path
+        };
+        let dead = temporary("other", STALE_TMP * 2);
+        let live = temporary("busy", Duration::ZERO);
+        assert_eq!(driver.list("/dir").unwrap(), Vec::<String>::new(), "temporaries are not content");
+        driver.put_content("/dir/new", b"x".to_vec()).unwrap();
+        assert!(!dead.exists(), "a temporary of another key, left by a dead writer, is removed");
+        assert!(live.exists(), "a temporary a writer may still be using is kept");
+        assert_eq!(driver.list("/dir").unwrap(), ["/dir/new"]);
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
