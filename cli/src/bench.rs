@@ -10,7 +10,7 @@ use regstore::{Registry, StorageDriver};
 use regstore_testsuite::bench::{BenchConfig, Figure};
 use serde_json::Value;
 
-use super::{DriverArgs, Failure};
+use super::{DriverArgs, Failure, Setting, open_setting};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -50,16 +50,16 @@ pub enum Baseline {
 }
 
 pub async fn run(registry: &Registry, args: BenchArgs) -> Result<(), Failure> {
-    let name = args.driver.resolve(registry).await?;
-    let mut params = args.driver.params();
+    let Setting { name, mut params, sandbox } = args.driver.setting(registry).await?;
     let base = params.get("rootdirectory").and_then(Value::as_str).map(str::to_string);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let unique = format!("{}-{}", std::process::id(), now.as_nanos());
     // Every run keeps to a root of its own: a bucket or a directory may be shared.
     let root = format!("{}/regstore-bench-{unique}", base.as_deref().unwrap_or("").trim_end_matches('/'));
     params.insert("rootdirectory".into(), Value::String(root));
-    let sandbox = args.driver.sandbox();
-    let driver: Arc<dyn StorageDriver> = Arc::new(args.driver.open_as(registry, &name, &params).await?);
+    let setting = Setting { name, params, sandbox };
+    let driver: Arc<dyn StorageDriver> = Arc::new(open_setting(registry, &setting).await?);
+    let Setting { name, params, sandbox } = setting;
     let native_root = format!("{}/regstore-bench-native-{unique}", base.as_deref().unwrap_or("").trim_end_matches('/'));
     let baseline = args.baseline.unwrap_or(if regstore_native::has(&name) { Baseline::Native } else { Baseline::None });
     let native: Option<Arc<dyn StorageDriver>> = match baseline {

@@ -7,7 +7,7 @@ use regstore::{Registry, StorageDriver};
 use regstore_testsuite::{Config, DriverFactory};
 use serde_json::Value;
 
-use super::{DriverArgs, Failure};
+use super::{DriverArgs, Failure, Setting, open_setting};
 
 #[derive(Args)]
 pub struct ConformanceArgs {
@@ -39,12 +39,11 @@ pub async fn run(registry: &Registry, args: ConformanceArgs) -> Result<(), Failu
         }
         return Ok(());
     }
-    let name = args.driver.resolve(registry).await?;
-    let params = args.driver.params();
+    let setting = args.driver.setting(registry).await?;
     // Fail early, with the driver's own message, if it cannot even be built.
-    let sandbox = args.driver.sandbox();
-    let probe = args.driver.open_as(registry, &name, &params).await?;
-    println!("conformance of {} ({})", probe.name(), describe(&args.driver));
+    let probe = open_setting(registry, &setting).await?;
+    println!("conformance of {} ({})", probe.name(), args.driver.origin());
+    let Setting { name, params, sandbox } = setting;
     drop(probe);
     let description = registry.describe(&name, &params).await?;
     let large_stream_size =
@@ -104,14 +103,6 @@ fn default_large_stream(authorities: &[String]) -> u64 {
         host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
     };
     if !authorities.is_empty() && authorities.iter().all(loopback) { 1 << 30 } else { 5 << 30 }
-}
-
-fn describe(args: &DriverArgs) -> String {
-    match (&args.driver, &args.component) {
-        (_, Some(file)) => format!("component {}", file.display()),
-        (Some(name), None) => format!("driver {name}"),
-        (None, None) => String::new(),
-    }
 }
 
 /// A short unique suffix for per-test roots.

@@ -1,7 +1,7 @@
 //! `regstore drivers`: what is registered, and with `--describe`, what one driver declares and
 //! what it would be granted.
 
-use regstore::{Grants, Origin, Registry};
+use regstore::{Grants, Origin, Params, Registry, Sandbox, StorageConfig};
 
 use super::{DriversArgs, Failure};
 
@@ -16,50 +16,78 @@ pub async fn drivers(registry: &Registry, args: DriversArgs) -> Result<(), Failu
         }
     }
     if args.describe {
-        let name = match (&args.driver, registered.as_slice()) {
-            (Some(name), _) => name.clone(),
-            (None, [one]) => one.clone(),
-            _ => return Err(Failure::Message("--describe needs --driver NAME or one --component FILE".into())),
+        let (name, mut params, mut sandbox) = match (&args.config, &args.driver, registered.as_slice()) {
+            (Some(file), ..) => {
+                let config = StorageConfig::load(file)?;
+                if let Some(component) = &config.component {
+                    registry.register_file(Some(&config.driver), component).await?;
+                }
+                (config.driver, config.params, config.sandbox)
+            }
+            (None, Some(name), _) => (name.clone(), Params::new(), Sandbox::default()),
+            (None, None, [one]) => (one.clone(), Params::new(), Sandbox::default()),
+            _ => {
+                let needs = "--describe needs --driver NAME, --config FILE or one --component FILE";
+                return Err(Failure::Message(needs.into()));
+            }
         };
-        let params = args.params.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-        return describe(registry, &name, &params, &args.grants.sandbox()).await;
+        for (k, v) in &args.params {
+            params.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+        args.grants.add_to(&mut sandbox);
+        return describe(registry, &name, &params, &sandbox).await;
     }
-    let drivers = registry.drivers().await;
+    let mut rows: Vec<Row> = registry.drivers().await.iter().map(Row::registered).collect();
+    rows.extend(unloadable.iter().map(|(file, e)| Row {
+        name: None,
+        origin: "file",
+        source: Some(file.clone()),
+        wit: Err(e.to_string()),
+    }));
     if args.json {
-        for info in &drivers {
-            let (origin, source) = match &info.origin {
-                Origin::Bundled => ("bundled", None),
-                Origin::File(p) => ("file", Some(p.display().to_string())),
-            };
-            let (wit, error) = match &info.wit_version {
-                Ok(v) => (Some(format!("registry:storage@{v}")), None),
-                Err(e) => (None, Some(e.to_string())),
-            };
-            let entry = serde_json::json!({ "name": info.name, "origin": origin, "source": source, "wit": wit, "error": error });
-            println!("{entry}");
-        }
-        for (file, e) in &unloadable {
-            let entry = serde_json::json!({ "name": null, "origin": "file", "source": file, "wit": null, "error": e.to_string() });
-            println!("{entry}");
-        }
-        return unloadable_files(&unloadable);
-    }
-    println!("{:<16} {:<10} {:<24} SOURCE", "NAME", "ORIGIN", "WIT");
-    for info in drivers {
-        let (origin, source) = match &info.origin {
-            Origin::Bundled => ("bundled", String::from("-")),
-            Origin::File(p) => ("file", p.display().to_string()),
-        };
-        let wit = match &info.wit_version {
-            Ok(v) => format!("registry:storage@{v}"),
-            Err(e) => format!("unloadable: {e}"),
-        };
-        println!("{:<16} {:<10} {:<24} {source}", info.name, origin, wit);
-    }
-    for (file, e) in &unloadable {
-        println!("{:<16} {:<10} {:<24} {file}", "-", "file", format!("unloadable: {e}"));
+        rows.iter().for_each(|row| println!("{}", row.json()));
+    } else {
+        println!("{:<16} {:<10} {:<24} SOURCE", "NAME", "ORIGIN", "WIT");
+        rows.iter().for_each(|row| println!("{}", row.text()));
     }
     unloadable_files(&unloadable)
+}
+
+/// One line of `regstore drivers`: a registered driver, or a file that could not be loaded.
+struct Row {
+    name: Option<String>,
+    origin: &'static str,
+    source: Option<String>,
+    /// The contract version, or why the component cannot be used.
+    wit: Result<String, String>,
+}
+
+impl Row {
+    fn registered(info: &regstore::DriverInfo) -> Row {
+        let (origin, source) = match &info.origin {
+            Origin::Bundled => ("bundled", None),
+            Origin::File(p) => ("file", Some(p.display().to_string())),
+        };
+        let wit = info.wit_version.as_ref().map(|v| format!("registry:storage@{v}")).map_err(|e| e.to_string());
+        Row { name: Some(info.name.clone()), origin, source, wit }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let (wit, error) = match &self.wit {
+            Ok(wit) => (Some(wit), None),
+            Err(e) => (None, Some(e)),
+        };
+        serde_json::json!({ "name": self.name, "origin": self.origin, "source": self.source, "wit": wit, "error": error })
+    }
+
+    fn text(&self) -> String {
+        let wit = match &self.wit {
+            Ok(wit) => wit.clone(),
+            Err(e) => format!("unloadable: {e}"),
+        };
+        let (name, source) = (self.name.as_deref().unwrap_or("-"), self.source.as_deref().unwrap_or("-"));
+        format!("{name:<16} {:<10} {wit:<24} {source}", self.origin)
+    }
 }
 
 /// The listing went on past files that cannot be loaded; the command still fails, saying so.

@@ -3,7 +3,9 @@
 
 mod bench;
 mod conformance;
+mod copy;
 mod describe;
+mod metrics;
 mod objects;
 mod report;
 
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use regstore::{Driver, Error, Params, Registry, Sandbox};
+use regstore::{Driver, Error, Params, Registry, Sandbox, StorageConfig};
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -49,18 +51,27 @@ enum Command {
     Walk(objects::WalkArgs),
     /// Print a URL through which a client can fetch PATH (RedirectURL).
     Url(objects::UrlArgs),
+    /// Copy every object under PATH from one driver to another: streamed, blob digests
+    /// checked, each object published whole, and what is already there skipped (so a stopped
+    /// copy resumes).
+    Copy(copy::CopyArgs),
 }
 
 /// Which driver to use, with what parameters, in what sandbox.
 #[derive(Args, Clone)]
 pub struct DriverArgs {
     /// A registered driver by name (bundled: inmemory, filesystem, s3, ...).
-    #[arg(long, value_name = "NAME", conflicts_with = "component", required_unless_present = "component")]
+    #[arg(long, value_name = "NAME", conflicts_with = "component", required_unless_present_any = ["component", "config"])]
     driver: Option<String>,
     /// A third-party driver component file, loaded without rebuilding regstore.
     #[arg(long, value_name = "FILE.wasm")]
     component: Option<PathBuf>,
-    /// A driver parameter, as in distribution's config.yml (repeatable).
+    /// distribution's config.yml: its storage section names the driver and its parameters,
+    /// REGISTRY_STORAGE_* variables override them, and a regstore section may give a
+    /// third-party driver's component file and grants (docs/configuration.md).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["driver", "component"])]
+    config: Option<PathBuf>,
+    /// A driver parameter, as in distribution's config.yml; over the configuration's (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
     #[command(flatten)]
@@ -104,7 +115,7 @@ pub struct GrantArgs {
     ca_files: Vec<PathBuf>,
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     let (k, v) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
     if k.is_empty() {
         return Err(format!("empty parameter name in {s:?}"));
@@ -123,58 +134,85 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 
 impl GrantArgs {
     pub fn sandbox(&self) -> Sandbox {
-        Sandbox {
-            dirs: self.allow_dirs.clone(),
-            read_only_dirs: self.allow_read.clone(),
-            hosts: self.allow_hosts.clone(),
-            env_names: self.allow_env.clone(),
-            env: Vec::new(),
-            memory_limit: self.memory_limit.map(|mib| (mib as usize) << 20),
-            call_deadline: self.deadline,
-            instances: self.instances.map(|n| n as usize),
-            grant_requested: self.grant_requested,
-            ca_files: self.ca_files.clone(),
-        }
+        let mut sandbox = Sandbox::default();
+        self.add_to(&mut sandbox);
+        sandbox
+    }
+
+    /// These flags on top of a sandbox a configuration gave: lists grow, limits given here win.
+    pub fn add_to(&self, sandbox: &mut Sandbox) {
+        sandbox.dirs.extend(self.allow_dirs.iter().cloned());
+        sandbox.read_only_dirs.extend(self.allow_read.iter().cloned());
+        sandbox.hosts.extend(self.allow_hosts.iter().cloned());
+        sandbox.env_names.extend(self.allow_env.iter().cloned());
+        sandbox.ca_files.extend(self.ca_files.iter().cloned());
+        sandbox.memory_limit = self.memory_limit.map(|mib| (mib as usize) << 20).or(sandbox.memory_limit);
+        sandbox.call_deadline = self.deadline.or(sandbox.call_deadline);
+        sandbox.instances = self.instances.map(|n| n as usize).or(sandbox.instances);
+        sandbox.grant_requested |= self.grant_requested;
     }
 }
 
+/// The driver a command uses: its registered name, its parameters and its sandbox.
+pub struct Setting {
+    pub name: String,
+    pub params: Params,
+    pub sandbox: Sandbox,
+}
+
 impl DriverArgs {
-    pub fn params(&self) -> Params {
-        self.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
-    }
-
-    /// Registers the component, if one is given, and returns the driver's registered name.
-    pub async fn resolve(&self, registry: &Registry) -> Result<String, Error> {
-        match (&self.driver, &self.component) {
-            (_, Some(file)) => registry.register_file(None, file).await,
-            (Some(name), None) => Ok(name.clone()),
-            (None, None) => unreachable!("clap requires --driver or --component"),
-        }
-    }
-
-    /// The operator's grants and limits from the command line.
-    pub fn sandbox(&self) -> Sandbox {
-        self.grants.sandbox()
-    }
-
-    /// Resolves, then builds the driver; with `--grant-requested`, says on stderr what the
-    /// driver was granted.
-    pub async fn open(&self, registry: &Registry) -> Result<Driver, Error> {
-        let name = self.resolve(registry).await?;
-        self.open_as(registry, &name, &self.params()).await
-    }
-
-    /// Builds the registered driver `name` with `params` in this sandbox.
-    pub async fn open_as(&self, registry: &Registry, name: &str, params: &Params) -> Result<Driver, Error> {
-        let sandbox = self.sandbox();
-        if sandbox.grant_requested {
-            let plan = registry.plan(name, params, &sandbox).await?;
-            if let Ok(grants) = &plan.grants {
-                eprintln!("granted to {name}: {}", describe::grants_line(grants));
+    /// Reads the configuration or registers the component, if one is given, and adds the
+    /// command line's parameters and grants.
+    pub async fn setting(&self, registry: &Registry) -> Result<Setting, Error> {
+        let (name, mut params, mut sandbox) = match (&self.config, &self.component, &self.driver) {
+            (Some(file), ..) => {
+                let config = StorageConfig::load(file)?;
+                for warning in &config.warnings {
+                    eprintln!("warning: {}", printable(warning));
+                }
+                if let Some(component) = &config.component {
+                    registry.register_file(Some(&config.driver), component).await?;
+                }
+                (config.driver, config.params, config.sandbox)
             }
+            (None, Some(file), _) => (registry.register_file(None, file).await?, Params::new(), Sandbox::default()),
+            (None, None, Some(name)) => (name.clone(), Params::new(), Sandbox::default()),
+            (None, None, None) => unreachable!("clap requires --driver, --component or --config"),
+        };
+        for (k, v) in &self.params {
+            params.insert(k.clone(), Value::String(v.clone()));
         }
-        registry.create_with(name, params, sandbox).await
+        self.grants.add_to(&mut sandbox);
+        Ok(Setting { name, params, sandbox })
     }
+
+    /// How the driver was chosen, for a run's heading.
+    pub fn origin(&self) -> String {
+        match (&self.config, &self.component, &self.driver) {
+            (Some(file), ..) => format!("configuration {}", file.display()),
+            (None, Some(file), _) => format!("component {}", file.display()),
+            (None, None, Some(name)) => format!("driver {name}"),
+            (None, None, None) => String::new(),
+        }
+    }
+
+    /// Builds the driver; with `--grant-requested`, says on stderr what it was granted.
+    pub async fn open(&self, registry: &Registry) -> Result<Driver, Error> {
+        let setting = self.setting(registry).await?;
+        open_setting(registry, &setting).await
+    }
+}
+
+/// Builds the driver of `setting`; with `grant_requested`, says on stderr what it was granted.
+pub async fn open_setting(registry: &Registry, setting: &Setting) -> Result<Driver, Error> {
+    let Setting { name, params, sandbox } = setting;
+    if sandbox.grant_requested {
+        let plan = registry.plan(name, params, sandbox).await?;
+        if let Ok(grants) = &plan.grants {
+            eprintln!("granted to {name}: {}", describe::grants_line(grants));
+        }
+    }
+    registry.create_with(name, params, sandbox.clone()).await
 }
 
 #[derive(Args)]
@@ -189,6 +227,9 @@ pub struct DriversArgs {
     /// The driver to describe.
     #[arg(long, value_name = "NAME")]
     driver: Option<String>,
+    /// Describe the driver of this distribution config.yml, with its parameters and grants.
+    #[arg(long, value_name = "FILE", requires = "describe", conflicts_with = "driver")]
+    config: Option<PathBuf>,
     /// A driver parameter for --describe (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
@@ -239,8 +280,27 @@ fn one_line(text: &str) -> String {
 
 /// An error message kept on one line: control characters (a newline in a path the user gave,
 /// say) are escaped, so a script reading stderr line by line sees one error as one line.
-fn printable(message: &str) -> String {
+pub(crate) fn printable(message: &str) -> String {
     message.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// Logs, and one line per driver call (its span: driver, method, path, bytes, outcome, time),
+/// on stderr, only when `RUST_LOG` asks for them (`RUST_LOG=regstore=debug`).
+fn init_tracing() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::fmt::format::FmtSpan;
+    if std::env::var_os("RUST_LOG").is_none() {
+        return;
+    }
+    match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(filter) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_span_events(FmtSpan::CLOSE)
+            .init(),
+        Err(e) => eprintln!("warning: RUST_LOG is ignored: {}", printable(&e.to_string())),
+    }
 }
 
 fn run() -> ExitCode {
@@ -248,6 +308,7 @@ fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(code) => return code,
     };
+    init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -270,6 +331,7 @@ fn run() -> ExitCode {
             Command::Mv(args) => objects::mv(&registry, args).await,
             Command::Walk(args) => objects::walk(&registry, args).await,
             Command::Url(args) => objects::url(&registry, args).await,
+            Command::Copy(args) => copy::run(&registry, args).await,
         }
     });
     // Instances may still be running guest code on blocking threads; do not wait for them.

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
 
 use clap::Args;
-use regstore::{FileInfo, FileWriterIo, ReaderIo, Registry, StorageDriver, WalkControl};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use regstore::{FileInfo, ReaderIo, Registry, StorageDriver, WalkControl};
+use regstore_transfer::{StageError, WHOLE_PUT_MAX, stage};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::{DriverArgs, Failure};
 
@@ -95,16 +96,10 @@ fn io_failure(what: &str) -> impl Fn(std::io::Error) -> Failure + '_ {
     }
 }
 
-/// Content up to this size is read whole and stored with one PutContent, which every driver
-/// makes atomic; larger content is staged through a writer and moved into place.
-const WHOLE_PUT_MAX: usize = 8 << 20;
-/// Where large puts are staged, one path per put: a Move from here publishes the object whole.
-/// What an interrupted put (SIGKILL) leaves is here, never at the destination.
-pub const STAGING_DIR: &str = "/regstore-staging";
-
 /// Stores the content at the path so that the path holds the old content or the new, whole,
 /// whatever happens: an input that fails to read, an interrupt (Ctrl-C, SIGTERM) or a kill at
-/// any moment never leaves a prefix of it at the path.
+/// any moment never leaves a prefix of it at the path (regstore-transfer's `stage`: up to 8 MiB
+/// in one PutContent, more written under /regstore-staging and moved into place).
 pub async fn put(registry: &Registry, args: PutArgs) -> Result<(), Failure> {
     let driver = args.driver.open(registry).await?;
     let mut source: Box<dyn AsyncRead + Unpin + Send> = match &args.file {
@@ -118,60 +113,18 @@ pub async fn put(registry: &Registry, args: PutArgs) -> Result<(), Failure> {
         }
         None => Box::new(tokio::io::stdin()),
     };
-    // The first part of the input decides: small content goes in one atomic PutContent.
-    let mut head = Vec::new();
-    (&mut source)
-        .take(WHOLE_PUT_MAX as u64 + 1)
-        .read_to_end(&mut head)
-        .await
-        .map_err(|e| Failure::Message(format!("reading the content: {e}")))?;
-    if head.len() <= WHOLE_PUT_MAX {
-        return interruptible(driver.put_content(&args.path, &head)).await?.map_err(Failure::from);
-    }
-    let staging = format!("{STAGING_DIR}/{}-{:016x}", std::process::id(), rand_u64());
-    let staged = interruptible(stage(&driver, &staging, head, &mut source)).await;
-    let result = match staged {
-        Ok(Ok(())) => {
-            interruptible(driver.move_file(&staging, &args.path)).await.and_then(|r| r.map_err(Failure::from))
-        }
-        Ok(Err(e)) | Err(e) => Err(e),
+    let staged = match interruptible(stage(&driver, &mut source, WHOLE_PUT_MAX)).await? {
+        Ok(staged) => staged,
+        Err(StageError::Source(e)) => return Err(Failure::Message(format!("reading the content: {e}"))),
+        Err(StageError::Destination(e)) => return Err(Failure::Driver(e)),
     };
-    if result.is_err() {
-        // Whatever was staged goes; the destination was never touched.
-        let _ = driver.delete(&staging).await;
-    }
-    result
-}
-
-/// Writes `head` and the rest of `source` to `staging`, and commits it.
-async fn stage(
-    driver: &regstore::Driver,
-    staging: &str,
-    head: Vec<u8>,
-    source: &mut (dyn AsyncRead + Unpin + Send),
-) -> Result<(), Failure> {
-    let writer = driver.writer(staging, false).await?;
-    let mut io = FileWriterIo::new(writer);
-    let copied = async {
-        io.write_all(&head).await?;
-        tokio::io::copy(source, &mut io).await
-    }
-    .await;
-    if let Err(e) = copied {
-        if let Ok(mut w) = io.into_inner().await {
-            let _ = w.cancel().await;
-        }
-        return Err(io_failure("reading the content")(e));
-    }
-    let mut writer = io.into_inner().await.map_err(io_failure("writing"))?;
-    writer.commit().await?;
-    writer.close().await?;
-    Ok(())
+    // Dropped by an interrupt before it returns, a Move or PutContent either happened or not.
+    interruptible(staged.publish(&driver, &args.path)).await?.map_err(Failure::from)
 }
 
 /// Runs `work` unless Ctrl-C or SIGTERM comes first; then it is dropped (so its writer is never
 /// committed) and the command fails as interrupted.
-async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+pub(crate) async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Result<T, Failure> {
     #[cfg(unix)]
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
@@ -188,13 +141,6 @@ async fn interruptible<T>(work: impl std::future::Future<Output = T>) -> Result<
         _ = tokio::signal::ctrl_c() => Err(Failure::Message("interrupted; the path was left as it was".into())),
         _ = terminate => Err(Failure::Message("terminated; the path was left as it was".into())),
     }
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
-    h.finish()
 }
 
 pub async fn get(registry: &Registry, args: GetArgs) -> Result<(), Failure> {

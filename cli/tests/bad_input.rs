@@ -24,11 +24,40 @@ struct Case {
     name: String,
     args: Vec<String>,
     stdin: Vec<u8>,
+    /// Environment variables set for the command (`{root}` filled in as in `args`).
+    env: Vec<(String, String)>,
 }
 
 fn case(name: impl Into<String>, args: &[&str]) -> Case {
-    Case { name: name.into(), args: args.iter().map(|a| a.to_string()).collect(), stdin: Vec::new() }
+    Case { name: name.into(), args: args.iter().map(|a| a.to_string()).collect(), stdin: Vec::new(), env: Vec::new() }
 }
+
+fn with_env(name: &str, env: &[(&str, &str)], args: &[&str]) -> Case {
+    Case { env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), ..case(name, args) }
+}
+
+/// Configuration files (distribution's config.yml) that are wrong, by name in `{files}`.
+const BAD_CONFIGS: &[(&str, &[u8])] = &[
+    ("not_yaml", b"storage: [\n"),
+    ("not_utf8", b"storage:\n  filesystem:\n    rootdirectory: \xff\xfe\n"),
+    ("top_list", b"- storage\n"),
+    ("empty", b""),
+    ("no_driver", b"storage:\n  delete:\n    enabled: true\n"),
+    ("two_drivers", b"storage:\n  filesystem: {}\n  inmemory: {}\n"),
+    ("storage_number", b"storage: 5\n"),
+    ("parameters_not_a_map", b"storage:\n  filesystem: [rootdirectory]\n"),
+    ("version", b"version: 0.2\nstorage: inmemory\n"),
+    ("unknown_driver", b"storage:\n  nosuchdriver: {}\n"),
+    ("bad_parameter", b"storage:\n  filesystem:\n    maxthreads: many\n"),
+    ("regstore_not_a_map", b"storage: inmemory\nregstore: [a]\n"),
+    ("regstore_unknown_key", b"storage: inmemory\nregstore:\n  sandboxes: {}\n"),
+    ("component_missing", b"storage:\n  mine: {}\nregstore:\n  component: /nonexistent/mine.wasm\n"),
+    ("sandbox_unknown_key", b"storage: inmemory\nregstore:\n  sandbox:\n    allow-everything: true\n"),
+    ("sandbox_memory", b"storage: inmemory\nregstore:\n  sandbox:\n    memory-limit: 99999\n"),
+    ("sandbox_deadline", b"storage: inmemory\nregstore:\n  sandbox:\n    deadline: forever\n"),
+    ("sandbox_dirs_not_strings", b"storage: inmemory\nregstore:\n  sandbox:\n    allow-dir: [{a: b}]\n"),
+    ("good", b"storage: inmemory\n"),
+];
 
 /// Paths that no key can be (distribution's grammar, no `.` or `..` components).
 const BAD_PATHS: &[(&str, &str)] = &[
@@ -96,6 +125,44 @@ fn cases() -> Vec<Case> {
         case("offset::not_a_number", &["get", "{fs}", "/sentinel", "--offset", "ten"]),
         case("offset::fraction", &["get", "{fs}", "/sentinel", "--offset", "1.5"]),
         case("offset::empty", &["get", "{fs}", "/sentinel", "--offset", ""]),
+    ]);
+    // Configuration files and their environment overrides.
+    for (label, _) in BAD_CONFIGS.iter().filter(|(label, _)| *label != "good") {
+        out.push(case(format!("config::{label}"), &["stat", "--config", &format!("{{files}}/{label}.yml"), "/a"]));
+    }
+    out.extend([
+        case("config::missing_file", &["stat", "--config", "{files}/missing.yml", "/a"]),
+        case("config::directory", &["stat", "--config", "{files}", "/a"]),
+        case("config::with_driver", &["stat", "--config", "{files}/good.yml", "--driver", "inmemory", "/a"]),
+        case(
+            "config::with_component",
+            &["stat", "--config", "{files}/good.yml", "--component", "{files}/empty.wasm", "/a"],
+        ),
+        with_env(
+            "config::env_not_yaml",
+            &[("REGISTRY_STORAGE", "[unclosed")],
+            &["stat", "--config", "{files}/good.yml", "/a"],
+        ),
+        with_env(
+            "config::env_second_driver",
+            &[("REGISTRY_STORAGE_S3_BUCKET", "b")],
+            &["stat", "--config", "{files}/good.yml", "/a"],
+        ),
+        with_env(
+            "config::env_unknown_driver",
+            &[("REGISTRY_STORAGE", "nosuchdriver")],
+            &["stat", "--config", "{files}/good.yml", "/a"],
+        ),
+        with_env(
+            "config::env_root_is_a_file",
+            &[("REGISTRY_STORAGE", "filesystem"), ("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", "{root}/sentinel")],
+            &["put", "--config", "{files}/good.yml", "/x", "-f", "/dev/null"],
+        ),
+        with_env(
+            "config::env_bad_parameter",
+            &[("REGISTRY_STORAGE", "filesystem"), ("REGISTRY_STORAGE_FILESYSTEM_MAXTHREADS", "[1, 2]")],
+            &["rm", "--config", "{files}/good.yml", "/sentinel"],
+        ),
     ]);
     // Option values, on a command that would succeed without them.
     let options: &[(&str, &str, &str)] = &[
@@ -185,6 +252,9 @@ fn write_bad_files(dir: &Path) -> std::io::Result<()> {
         dir.join("garbage.pem"),
         b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
     )?;
+    for (name, text) in BAD_CONFIGS {
+        std::fs::write(dir.join(format!("{name}.yml")), text)?;
+    }
     Ok(())
 }
 
@@ -235,6 +305,7 @@ fn run_case(case: &Case, files: &Path) -> Result<(), Failed> {
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_regstore"))
         .args(&args)
+        .envs(case.env.iter().map(|(k, v)| (k, fill(v))))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

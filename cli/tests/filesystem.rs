@@ -9,6 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+#[path = "support/registry_tree.rs"]
+mod registry_tree;
+
 use libtest_mimic::{Arguments, Failed, Trial};
 use regstore::{ErrorKind, Params, Registry, StorageDriver, WalkControl};
 use serde_json::{Value, json};
@@ -491,6 +494,201 @@ async fn cli_json_output() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `--config` reads distribution's config.yml: the storage section's driver and parameters,
+/// `REGISTRY_STORAGE_*` overrides, `--param` over both, and a third-party component with its
+/// grants from the regstore section.
+async fn cli_config_file() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let source = dir.path().join("content");
+    std::fs::write(&source, b"from a config")?;
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n    maxthreads: 50\n  \
+             delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: :5000\n",
+            a.display()
+        ),
+    )?;
+    let bin = env!("CARGO_BIN_EXE_regstore");
+    let run = |args: &[&str], env: &[(&str, &Path)]| {
+        let mut command = Command::new(bin);
+        command.args(args).env_remove("REGISTRY_STORAGE");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output()
+    };
+    let (config, source) = (config.to_str().unwrap(), source.to_str().unwrap());
+    let put = run(&["put", "--config", config, "/x", "-f", source], &[])?;
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    assert_eq!(std::fs::read(a.join("x"))?, b"from a config");
+    // The environment overrides the file, and --param the environment.
+    let put =
+        run(&["put", "--config", config, "/y", "-f", source], &[("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", &b)])?;
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    assert_eq!((b.join("y").exists(), a.join("y").exists()), (true, false));
+    let param = format!("rootdirectory={}", c.display());
+    let put = run(
+        &["put", "--config", config, "--param", &param, "/z", "-f", source],
+        &[("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY", &b)],
+    )?;
+    assert!(put.status.success(), "{}", String::from_utf8_lossy(&put.stderr));
+    assert!(c.join("z").exists() && !b.join("z").exists());
+
+    // A third-party component, named and granted in the regstore section.
+    let wasm = dir.path().join("myfs.wasm");
+    std::fs::write(&wasm, regstore_bundled::get("filesystem").ok_or("bundled filesystem")?.wasm)?;
+    let third = dir.path().join("third.yml");
+    let storage =
+        format!("storage:\n  myfs:\n    rootdirectory: {}\nregstore:\n  component: {}\n", c.display(), wasm.display());
+    std::fs::write(&third, format!("{storage}  sandbox:\n    allow-dir: [{}]\n    memory-limit: 4096\n", c.display()))?;
+    let stat = run(&["stat", "--config", third.to_str().unwrap(), "/z", "--json"], &[])?;
+    assert!(stat.status.success(), "{}", String::from_utf8_lossy(&stat.stderr));
+    let info: Value = serde_json::from_slice(&stat.stdout)?;
+    assert_eq!((&info["path"], &info["size"]), (&json!("/z"), &json!(13)));
+    // Without the grant, the third party is refused, in one line that says how to grant it.
+    std::fs::write(&third, &storage)?;
+    let refused = run(&["stat", "--config", third.to_str().unwrap(), "/z"], &[])?;
+    let stderr = String::from_utf8(refused.stderr)?;
+    assert!(!refused.status.success() && stderr.lines().count() == 1, "{stderr}");
+    assert!(stderr.starts_with("error: myfs: ") && stderr.contains("--allow-dir"), "{stderr}");
+
+    // A bad configuration: the file, the key and the reason, in one line; nothing is changed.
+    std::fs::write(&third, format!("{storage}  sandbox:\n    allow-dirs: [/]\n"))?;
+    let bad = run(&["rm", "--config", third.to_str().unwrap(), "/z"], &[])?;
+    let stderr = String::from_utf8(bad.stderr)?;
+    assert!(!bad.status.success() && stderr.lines().count() == 1, "{stderr}");
+    assert!(stderr.contains(&format!("{}: regstore.sandbox.allow-dirs: unknown key", third.display())), "{stderr}");
+    assert!(c.join("z").exists());
+    let clash = run(&["stat", "--config", config, "--driver", "inmemory", "/"], &[])?;
+    assert_eq!(clash.status.code(), Some(2), "--config and --driver together are a usage error");
+    Ok(())
+}
+
+/// `RUST_LOG=regstore=debug` prints one line per driver call on stderr; without it, nothing.
+async fn cli_traces_driver_calls() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("k"), b"12345")?;
+    let root = format!("rootdirectory={}", dir.path().display());
+    let run = |log: Option<&str>, args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_regstore"));
+        command.args(args).args(["--driver", "filesystem", "--param", &root]).env_remove("RUST_LOG");
+        if let Some(log) = log {
+            command.env("RUST_LOG", log);
+        }
+        command.output()
+    };
+    let quiet = run(None, &["stat", "/k"])?;
+    assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", String::from_utf8_lossy(&quiet.stderr));
+    let traced = run(Some("regstore=debug"), &["stat", "/k"])?;
+    assert!(traced.status.success());
+    assert_eq!(traced.stdout, quiet.stdout, "tracing goes to stderr only");
+    let stderr = String::from_utf8(traced.stderr)?;
+    let calls: Vec<&str> = stderr.lines().filter(|l| l.contains("storage{")).collect();
+    assert_eq!(calls.len(), 1, "one line for the one call: {stderr}");
+    for field in ["driver=\"filesystem\"", "method=\"Stat\"", "path=\"/k\"", "outcome=\"ok\"", "time.busy"] {
+        assert!(calls[0].contains(field), "{field} in {stderr}");
+    }
+    let failed = run(Some("regstore=debug"), &["get", "/missing"])?;
+    let stderr = String::from_utf8(failed.stderr)?;
+    let calls: Vec<&str> = stderr.lines().filter(|l| l.contains("storage{")).collect();
+    assert_eq!(calls.len(), 1, "{stderr}");
+    assert!(calls[0].contains("method=\"Reader\"") && calls[0].contains("Path not found"), "{stderr}");
+    assert!(stderr.lines().last().is_some_and(|l| l.starts_with("error: ")), "{stderr}");
+    Ok(())
+}
+
+/// `regstore copy` between two filesystem roots: a registry's tree of a few GiB (2 GiB in CI;
+/// `REGSTORE_COPY_TRIAL_MIB` sets it) copied whole with at most 64 MiB of peak memory, a
+/// second run that skips everything, and a corrupt source blob that is reported, not copied.
+async fn cli_copy_between_roots() -> Result<(), Failed> {
+    let mib: u64 = std::env::var("REGSTORE_COPY_TRIAL_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(2048);
+    let (from, to) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    registry_tree::write(from.path(), &registry_tree::sizes(mib << 20, 120))?;
+    let side = |dir: &Path| format!("rootdirectory={}", dir.display());
+    let copy = |to: &Path, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_regstore"));
+        command.args(["copy", "--from", "filesystem", "--to", "filesystem", "--json"]);
+        command.args(["--from-param", &side(from.path()), "--to-param", &side(to)]).args(extra);
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command
+    };
+    let child = copy(to.path(), &[]).spawn()?;
+    let (out, peak_kib) = wait_measuring_peak(child)?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout)?;
+    let objects = registry_tree::files(from.path()).len() as u64;
+    assert_eq!(
+        (&summary["objects"], &summary["copied"], &summary["failed"]),
+        (&json!(objects), &json!(objects), &json!([]))
+    );
+    registry_tree::same_trees(from.path(), to.path())?;
+    let seconds = summary["seconds"].as_f64().unwrap_or(0.0);
+    println!(
+        "copy of {objects} objects, {mib} MiB, filesystem to filesystem: peak RSS {:.1} MiB, {:.0} MiB/s",
+        peak_kib as f64 / 1024.0,
+        mib as f64 / seconds.max(1e-3)
+    );
+    assert!(peak_kib < 64 << 10, "peak memory {peak_kib} KiB, over 64 MiB");
+
+    let again = copy(to.path(), &[]).output()?;
+    let summary: Value = serde_json::from_slice(&again.stdout)?;
+    assert_eq!((&summary["copied"], &summary["skipped"]), (&json!(0), &json!(objects)), "{summary}");
+
+    // A source blob whose bytes no longer match its digest is reported and left out.
+    let small = tempfile::tempdir()?;
+    let blobs = registry_tree::write(small.path(), &[10, 2000, 300_000, 5 << 20])?;
+    let mut content = std::fs::read(&blobs[3])?;
+    content[1000] ^= 0xff;
+    std::fs::write(&blobs[3], content)?;
+    let dest = tempfile::tempdir()?;
+    let out = Command::new(env!("CARGO_BIN_EXE_regstore"))
+        .args(["copy", "--from", "filesystem", "--to", "filesystem", "--from-param", &side(small.path())])
+        .args(["--to-param", &side(dest.path())])
+        .output()?;
+    let stderr = String::from_utf8(out.stderr)?;
+    let key = format!("/{}", blobs[3].strip_prefix(small.path())?.display());
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("failed {key}: the source's content does not match its digest")), "{stderr}");
+    assert!(stderr.lines().last().is_some_and(|l| l.starts_with("error: 1 of ")), "{stderr}");
+    assert!(!dest.path().join(&key[1..]).exists() && dest.path().join(blobs[2].strip_prefix(small.path())?).exists());
+    assert!(!dest.path().join("regstore-staging").exists(), "nothing is left staged");
+    Ok(())
+}
+
+/// Waits for `child`, sampling its peak resident memory (VmHWM, KiB) as it runs.
+fn wait_measuring_peak(mut child: std::process::Child) -> std::io::Result<(std::process::Output, u64)> {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
+    });
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            let hwm = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = out.join().expect("the stdout reader")?;
+    let stderr = err.join().expect("the stderr reader")?;
+    Ok((std::process::Output { status, stdout, stderr }, peak))
+}
+
 fn main() {
     if let Ok(root) = std::env::var(PUT_LOOP_ENV) {
         put_loop(&root);
@@ -509,6 +707,9 @@ fn main() {
         trial("filesystem::cli_concurrent_puts_to_one_key", cli_concurrent_puts_to_one_key),
         trial("filesystem::cli_put_of_a_directory_keeps_the_object", cli_put_of_a_directory_keeps_the_object),
         trial("filesystem::cli_json_output", cli_json_output),
+        trial("filesystem::cli_config_file", cli_config_file),
+        trial("filesystem::cli_traces_driver_calls", cli_traces_driver_calls),
+        trial("filesystem::cli_copy_between_roots", cli_copy_between_roots),
     ];
     libtest_mimic::run(&Arguments::from_args(), trials).exit();
 }

@@ -12,6 +12,8 @@
 mod bench;
 #[path = "support/cloud.rs"]
 mod cloud;
+#[path = "support/registry_tree.rs"]
+mod registry_tree;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -799,6 +801,162 @@ fn native_factory(env: Arc<Env>) -> DriverFactory {
     })
 }
 
+/// distribution's documented configuration example (its s3 section, reserved keys and storage
+/// middleware), pointed at moto, works through `regstore stat --config`, and a
+/// `REGISTRY_STORAGE_S3_*` variable changes the parameter it names.
+async fn config_file(env: Arc<Env>) -> Result<(), Failure> {
+    const PREFIX: &str = "/s3/object/name/prefix";
+    let driver = env.create(&env.params(PREFIX)).await?;
+    driver.put_content("/probe", b"documented").await.map_err(|e| e.to_string())?;
+    let other = format!("{}-other", env.bucket);
+    env.native.create_bucket().bucket(&other).send().await.map_err(sdk("CreateBucket"))?;
+    let example = format!(
+        "storage:\n  s3:\n    accesskey: a\n    secretkey: b\n    region: us-west-1\n    regionendpoint: {}\n    \
+         forcepathstyle: true\n    accelerate: false\n    bucket: {}\n    encrypt: true\n    keyid: mykeyid\n    \
+         secure: true\n    v4auth: true\n    chunksize: 5242880\n    multipartcopychunksize: 33554432\n    \
+         multipartcopymaxconcurrency: 100\n    multipartcopythresholdsize: 33554432\n    rootdirectory: {PREFIX}\n    \
+         usefipsendpoint: false\n    loglevel: debug\n  delete:\n    enabled: false\n  cache:\n    \
+         blobdescriptor: inmemory\n    blobdescriptorsize: 10000\n  maintenance:\n    uploadpurging:\n      \
+         enabled: true\n      age: 168h\n      interval: 24h\n      dryrun: false\n    readonly:\n      \
+         enabled: false\n  redirect:\n    disable: false\nmiddleware:\n  storage:\n    - name: cloudfront\n      \
+         options:\n        baseurl: https://my.cloudfronted.domain.com/\n        privatekey: /path/to/pem\n        \
+         keypairid: cloudfrontkeypairid\n        duration: 3000s\n        ipfilteredby: awsregion\n        \
+         awsregion: \"us-east-1, use-east-2\"\n        updatefrequency: 12h\n        \
+         iprangesurl: https://ip-ranges.amazonaws.com/ip-ranges.json\n",
+        env.endpoint, env.bucket
+    );
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let file = dir.path().join("config.yml");
+    std::fs::write(&file, example).map_err(|e| e.to_string())?;
+    let file = file.display().to_string();
+    let stat = move |bucket: Option<String>| {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_regstore"));
+            command.args(["stat", "--config", &file, "/probe", "--json"]).env_remove("REGISTRY_STORAGE");
+            if let Some(bucket) = bucket {
+                command.env("REGISTRY_STORAGE_S3_BUCKET", bucket);
+            }
+            command.output()
+        })
+    };
+    let out = stat(None).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure!(out.status.success(), "stat --config: {stderr}");
+    let info: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    ensure_eq!((&info["path"], &info["size"]), (&json!("/probe"), &json!(10)), "stat --config --json");
+    // The override points it at the other bucket, where there is no such object.
+    let out = stat(Some(other)).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure!(!out.status.success() && stderr.contains("Path not found: /probe"), "with the override: {stderr}");
+    driver.delete("/probe").await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// `regstore copy` filesystem → s3 (moto) → filesystem of a registry's tree of a few hundred
+/// objects (384 MiB in CI; `REGSTORE_COPY_TRIAL_MIB` sets it): killed half-way and run again,
+/// it finishes and skips what was done; the copy back, verified, is identical to the source.
+async fn copy_registry(env: Arc<Env>) -> Result<(), Failure> {
+    let mib: u64 = std::env::var("REGSTORE_COPY_TRIAL_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(384);
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (source, back) = (dir.path().join("source"), dir.path().join("back"));
+    registry_tree::write(&source, &registry_tree::sizes(mib << 20, 150)).map_err(|e| e.to_string())?;
+    let objects = registry_tree::files(&source).len();
+    let root = env.fresh_root();
+    let write_config = |name: &str, text: String| -> Result<String, Failure> {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).map_err(|e| e.to_string())?;
+        Ok(file.display().to_string())
+    };
+    let fs_config =
+        |root: &std::path::Path| format!("storage:\n  filesystem:\n    rootdirectory: {}\n", root.display());
+    let from = write_config("from.yml", fs_config(&source))?;
+    let back_config = write_config("back.yml", fs_config(&back))?;
+    let s3 = write_config(
+        "s3.yml",
+        format!(
+            "storage:\n  s3:\n    regionendpoint: {}\n    region: {REGION}\n    bucket: {}\n    forcepathstyle: true\n    \
+             accesskey: a\n    secretkey: b\n    rootdirectory: {root}\n  delete:\n    enabled: true\n",
+            env.endpoint, env.bucket
+        ),
+    )?;
+    let copy = |from: &str, to: &str, extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_regstore"));
+        command.args(["copy", "--from", from, "--to", to, "--json"]).args(extra);
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command
+    };
+
+    // Killed once about a third of the objects are there.
+    let mut child = copy(&from, &s3, &[]).spawn().map_err(|e| e.to_string())?;
+    let prefix = key(&root, "/");
+    let mut there = 0;
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        there = objects_under(&env, &prefix).await?;
+        if there >= objects / 3 {
+            child.kill().map_err(|e| e.to_string())?;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.wait();
+    ensure!(there > 0 && there < objects, "the kill came at {there} of {objects} objects");
+
+    let out = tokio::task::spawn_blocking(move || copy(&from, &s3, &[]).output()).await.map_err(|e| e.to_string())?;
+    let out = out.map_err(|e| e.to_string())?;
+    ensure!(out.status.success(), "the resumed copy: {}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let (copied, skipped) = (summary["copied"].as_u64().unwrap_or(0), summary["skipped"].as_u64().unwrap_or(0));
+    ensure_eq!(summary["objects"].as_u64(), Some(objects as u64), "objects in the summary");
+    ensure!(copied + skipped == objects as u64 && skipped >= there as u64, "resumed: {summary}");
+    ensure_eq!(summary["failed"], json!([]), "failures");
+    let rate = |summary: &Value| {
+        summary["copied_bytes"].as_f64().unwrap_or(0.0) / 1048576.0 / summary["seconds"].as_f64().unwrap_or(1.0)
+    };
+    eprintln!(
+        "s3: copy of {objects} objects, {mib} MiB, filesystem to s3 resumed after a kill at {there}: {copied} copied at {:.0} MiB/s",
+        rate(&summary)
+    );
+
+    let s3 = dir.path().join("s3.yml").display().to_string();
+    let out = tokio::task::spawn_blocking(move || copy(&s3, &back_config, &["--verify"]).output())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    ensure!(out.status.success(), "the copy back: {}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    ensure_eq!(
+        (summary["copied"].as_u64(), summary["verified"].as_u64()),
+        (Some(objects as u64), Some(objects as u64)),
+        "{summary}"
+    );
+    eprintln!("s3: copy back to filesystem with --verify at {:.0} MiB/s", rate(&summary));
+    registry_tree::same_trees(&source, &back)?;
+    Ok(())
+}
+
+/// The objects under `prefix` in the suite's bucket, outside the staging folder.
+async fn objects_under(env: &Env, prefix: &str) -> Result<usize, Failure> {
+    let mut count = 0;
+    let mut token = None::<String>;
+    loop {
+        let page = env
+            .native
+            .list_objects_v2()
+            .bucket(&env.bucket)
+            .prefix(prefix)
+            .set_continuation_token(token.clone())
+            .send()
+            .await
+            .map_err(sdk("ListObjectsV2"))?;
+        count += page.contents().iter().filter(|o| !o.key().unwrap_or_default().contains("regstore-staging")).count();
+        match page.next_continuation_token() {
+            Some(next) => token = Some(next.to_string()),
+            None => return Ok(count),
+        }
+    }
+}
+
 async fn bench_against_native(env: Arc<Env>) -> Result<(), Failure> {
     bench::bench_against_native("s3", factory(env.clone(), false), native_factory(env)).await
 }
@@ -823,6 +981,8 @@ fn specific() -> Vec<(&'static str, Specific<Env>)> {
         ("TestGrants", |e| Box::pin(grants(e))),
         ("TestUnreachableEndpoint", |e| Box::pin(unreachable_endpoint(e))),
         ("TestRedirectEndpoint", |e| Box::pin(redirect_endpoint(e))),
+        ("TestConfigFile", |e| Box::pin(config_file(e))),
+        ("TestCopyRegistry", |e| Box::pin(copy_registry(e))),
         ("BenchAgainstNative", |e| Box::pin(bench_against_native(e))),
     ]
 }

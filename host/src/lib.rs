@@ -19,6 +19,7 @@
 
 mod bindings;
 mod component;
+mod config;
 mod describe;
 mod driver;
 mod engine;
@@ -31,6 +32,7 @@ mod sandbox;
 
 pub use bindings::{SUPPORTED_VERSIONS, WIT_SOURCES, WIT_VERSION};
 pub use component::{Cache, Origin};
+pub use config::{RESERVED_STORAGE_KEYS, StorageConfig};
 pub use describe::{DEFAULT_CALL_TIMEOUT, DEFAULT_MEMORY, Description, Requirements};
 pub use driver::Driver;
 pub use grants::POOL_SIZE;

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use crate::component::{Cache, DriverComponent, Origin, Wasm};
+use crate::config::StorageConfig;
 use crate::describe::Description;
 use crate::driver::Driver;
 use crate::engine::Runtime;
@@ -245,6 +246,15 @@ impl Registry {
     /// declares; a third-party one only what it needs nothing for (see [`Registry::create_with`]).
     pub async fn create(&self, name: &str, params: &Params) -> Result<Driver, Error> {
         self.create_with(name, params, Sandbox::default()).await
+    }
+
+    /// Builds the driver a configuration names (distribution's `config.yml`, see
+    /// [`StorageConfig`]), registering its `regstore.component` file first if it gives one.
+    pub async fn create_from_config(&self, config: &StorageConfig) -> Result<Driver, Error> {
+        if let Some(file) = &config.component {
+            self.register_file(Some(&config.driver), file).await?;
+        }
+        self.create_with(&config.driver, &config.params, config.sandbox.clone()).await
     }
 
     /// Builds the driver registered as `name` from `params` under the operator's `sandbox`: a

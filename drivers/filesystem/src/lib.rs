@@ -107,12 +107,6 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// A temporary that no live writer can still be using: a writer that died left it.
-fn is_stale_temporary(entry: &fs::DirEntry) -> bool {
-    entry.file_name().to_str().is_some_and(is_temporary)
-        && entry.metadata().ok().and_then(|m| m.modified().ok()).is_some_and(is_stale)
-}
-
 /// The file behind a key under `root`.
 fn full_path(root: &Path, path: &str) -> PathBuf {
     if path == "/" { root.to_path_buf() } else { root.join(&path[1..]) }
@@ -122,12 +116,12 @@ fn full_path(root: &Path, path: &str) -> PathBuf {
 /// only stale temporaries counts as empty. Only stale temporaries are ever removed here: a
 /// concurrent writer may create a file between our check and the `remove_dir`, and that file
 /// must survive (rmdir of a non-empty directory simply fails).
-fn prune(root: &Path, path: &str) {
+fn prune(root: &Path, files: &Root, path: &str) {
     let mut dir = parent_key(path);
     while dir != "/" {
         let full = full_path(root, dir);
-        let removed =
-            fs::remove_dir(&full).is_ok() || (remove_stale_temporaries_in(&full) && fs::remove_dir(&full).is_ok());
+        let removed = fs::remove_dir(&full).is_ok()
+            || (remove_stale_temporaries_in(root, files, dir) && fs::remove_dir(&full).is_ok());
         if !removed {
             return;
         }
@@ -135,13 +129,17 @@ fn prune(root: &Path, path: &str) {
     }
 }
 
-/// Removes the stale temporaries in `dir`; true when nothing else was found there.
-fn remove_stale_temporaries_in(dir: &Path) -> bool {
-    let Ok(entries) = fs::read_dir(dir) else { return false };
+/// Removes the temporaries that writers which died left in the directory `dir` (a key); true
+/// when nothing else was found there. Only names marked as temporaries are looked at closely.
+fn remove_stale_temporaries_in(root: &Path, files: &Root, dir: &str) -> bool {
+    let Ok(names) = files.list_dir(dir) else { return false };
+    let full = full_path(root, dir);
     let mut only_stale = true;
-    for e in entries.flatten() {
-        if is_stale_temporary(&e) {
-            let _ = fs::remove_file(e.path());
+    for name in names {
+        let path = full.join(&name);
+        let stale = is_temporary(&name) && fs::symlink_metadata(&path).and_then(|m| m.modified()).is_ok_and(is_stale);
+        if stale {
+            let _ = fs::remove_file(path);
         } else {
             only_stale = false;
         }
@@ -213,9 +211,7 @@ impl Driver for Filesystem {
             sync_dir(dir).map_err(|e| io_error("syncing the directory of", path, e))?;
         }
         // What writers that died in this directory left behind goes with the next writer.
-        if let Some(dir) = file.parent() {
-            remove_stale_temporaries_in(dir);
-        }
+        remove_stale_temporaries_in(&self.root, &self.files, parent_key(path));
         Ok(())
     }
 
@@ -261,13 +257,13 @@ impl Driver for Filesystem {
             io::ErrorKind::NotFound => Error::not_found(source),
             _ => Error::other(format!("moving {source} to {destination}: {e}")),
         })?;
-        prune(&self.root, source);
+        prune(&self.root, &self.files, source);
         Ok(())
     }
 
     fn delete(&self, path: &str) -> Result<()> {
         self.files.remove_tree(path).map_err(|e| io_error("deleting", path, e))?;
-        prune(&self.root, path);
+        prune(&self.root, &self.files, path);
         Ok(())
     }
 }

@@ -13,6 +13,7 @@ use crate::{full_path, io_error, prune, with_parents};
 pub struct Writer {
     file: Option<raw::File>,
     root: PathBuf,
+    files: Rc<Root>,
     full: PathBuf,
     path: String,
     size: u64,
@@ -36,6 +37,7 @@ impl Writer {
         Ok(Writer {
             file: Some(file),
             root: root.to_path_buf(),
+            files: Rc::clone(files),
             full,
             path: path.to_string(),
             size,
@@ -88,7 +90,7 @@ impl FileWriter for Writer {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_error("cancelling", &self.path, e)),
             _ => {}
         }
-        prune(&self.root, &self.path);
+        prune(&self.root, &self.files, &self.path);
         Ok(())
     }
 }

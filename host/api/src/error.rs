@@ -32,6 +32,10 @@ pub enum Error {
     /// failed, and the next call runs on a fresh instance.
     #[error("{driver}: driver crashed: {detail}")]
     Crashed { driver: String, detail: String },
+    /// A configuration (distribution's `config.yml`, or its environment overrides) is wrong;
+    /// `detail` names the key and the reason.
+    #[error("{source_name}: {detail}")]
+    Config { source_name: String, detail: String },
 }
 
 /// The kind of an [`Error`], for callers that branch on it as distribution's do on the type.
@@ -47,6 +51,7 @@ pub enum ErrorKind {
     Load,
     NotGranted,
     Crashed,
+    Config,
 }
 
 impl Error {
@@ -62,6 +67,7 @@ impl Error {
             Error::Load { .. } => ErrorKind::Load,
             Error::NotGranted { .. } => ErrorKind::NotGranted,
             Error::Crashed { .. } => ErrorKind::Crashed,
+            Error::Config { .. } => ErrorKind::Config,
         }
     }
 
@@ -89,7 +95,7 @@ impl Error {
             | Error::Other { driver, .. }
             | Error::NotGranted { driver, .. }
             | Error::Crashed { driver, .. } => Some(driver),
-            Error::InvalidStorageDriver(_) | Error::Load { .. } => None,
+            Error::InvalidStorageDriver(_) | Error::Load { .. } | Error::Config { .. } => None,
         }
     }
 
@@ -105,7 +111,7 @@ impl Error {
             | Error::Other { driver, .. }
             | Error::NotGranted { driver, .. }
             | Error::Crashed { driver, .. } => name.clone_into(driver),
-            Error::InvalidStorageDriver(_) | Error::Load { .. } => {}
+            Error::InvalidStorageDriver(_) | Error::Load { .. } | Error::Config { .. } => {}
         }
         self
     }

@@ -10,6 +10,7 @@ mod capabilities;
 mod chunks;
 mod error;
 mod io;
+pub mod metrics;
 pub mod path;
 pub mod walk;
 

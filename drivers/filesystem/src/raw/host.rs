@@ -34,9 +34,7 @@ impl Root {
         }
         Ok(file)
     }
-}
 
-impl Root {
     /// The names in the directory behind `key`.
     pub fn list_dir(&self, key: &str) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
@@ -48,9 +46,7 @@ impl Root {
         }
         Ok(names)
     }
-}
 
-impl Root {
     /// Removes the file behind `key`, or the directory and everything under it. A symbolic link
     /// is removed, not followed.
     pub fn remove_tree(&self, key: &str) -> io::Result<()> {

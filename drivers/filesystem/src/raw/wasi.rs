@@ -9,7 +9,9 @@ use super::{inside, preopen_form};
 
 use wasip2::filesystem::preopens::get_directories;
 pub use wasip2::filesystem::types::Descriptor as File;
-use wasip2::filesystem::types::{Descriptor, DescriptorFlags, DescriptorType, ErrorCode, OpenFlags, PathFlags};
+use wasip2::filesystem::types::{
+    Descriptor, DescriptorFlags, DescriptorType, DirectoryEntry, ErrorCode, OpenFlags, PathFlags,
+};
 
 /// The preopened directory that holds the root, and the root's path inside it.
 pub struct Root {
@@ -72,11 +74,10 @@ impl Root {
         }
         Ok(file)
     }
-}
 
-impl Root {
     /// The names in the directory behind `key`: one host call per entry, where std's `read_dir`
-    /// makes two (wasi-libc also asks for each entry's inode, a stat on the host).
+    /// makes two (wasi-libc also asks for each entry's inode, a stat on the host). A name that
+    /// is not UTF-8 cannot be a key and is left out.
     pub fn list_dir(&self, key: &str) -> io::Result<Vec<String>> {
         let relative = self.relative(key);
         let path = if relative.is_empty() { "." } else { relative.as_str() };
@@ -84,27 +85,35 @@ impl Root {
             .dir
             .open_at(PathFlags::SYMLINK_FOLLOW, path, OpenFlags::DIRECTORY, DescriptorFlags::READ)
             .map_err(to_io)?;
-        let entries = dir.read_directory().map_err(to_io)?;
-        let mut names = Vec::new();
-        loop {
-            match entries.read_directory_entry() {
-                Ok(Some(entry)) => names.push(entry.name),
-                Ok(None) => return Ok(names),
-                // A name that is not UTF-8 cannot be a key: skipped, and the listing goes on.
-                Err(ErrorCode::IllegalByteSequence) => {}
-                Err(e) => return Err(to_io(e)),
-            }
-        }
+        Ok(entries(&dir)?.named.into_iter().map(|entry| entry.name).collect())
     }
-}
 
-impl Root {
     /// Removes the file behind `key`, or the directory and everything under it. A symbolic link
     /// is removed, not followed. Entries that vanish meanwhile (a concurrent delete) are gone
     /// as wanted.
     pub fn remove_tree(&self, key: &str) -> io::Result<()> {
         let relative = self.relative(key);
         remove_entry(&self.dir, &relative, self.dir.stat_at(PathFlags::empty(), &relative).map_err(to_io)?.type_)
+    }
+}
+
+/// The entries of an open directory, read to the end: names that are not UTF-8 (which WASI
+/// cannot pass) are counted, not returned.
+struct Entries {
+    named: Vec<DirectoryEntry>,
+    unnamed: usize,
+}
+
+fn entries(dir: &Descriptor) -> io::Result<Entries> {
+    let stream = dir.read_directory().map_err(to_io)?;
+    let mut found = Entries { named: Vec::new(), unnamed: 0 };
+    loop {
+        match stream.read_directory_entry() {
+            Ok(Some(entry)) => found.named.push(entry),
+            Ok(None) => return Ok(found),
+            Err(ErrorCode::IllegalByteSequence) => found.unnamed += 1,
+            Err(e) => return Err(to_io(e)),
+        }
     }
 }
 
@@ -120,13 +129,17 @@ fn remove_entry(dir: &Descriptor, name: &str, kind: DescriptorType) -> io::Resul
             )
             .map_err(to_io)?;
         // All names first: removing while reading is unspecified for directory streams.
-        let entries = sub.read_directory().map_err(to_io)?;
-        let mut children = Vec::new();
-        while let Some(entry) = entries.read_directory_entry().map_err(to_io)? {
-            children.push(entry);
-        }
-        for child in children {
+        let children = entries(&sub)?;
+        for child in children.named {
             remove_entry(&sub, &child.name, child.type_)?;
+        }
+        if children.unnamed > 0 {
+            // The sandbox cannot name them, so it cannot remove them: say so rather than a
+            // bare "directory not empty".
+            return Err(io::Error::other(format!(
+                "{name} holds {} names that are not UTF-8, which the driver cannot remove",
+                children.unnamed
+            )));
         }
         dir.remove_directory_at(name)
     } else {

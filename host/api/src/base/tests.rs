@@ -134,3 +134,41 @@ async fn the_regulator_bounds_concurrent_calls() {
     assert_eq!(base.inner().calls.load(Ordering::SeqCst), 12);
     assert_eq!(base.inner().most.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn calls_are_measured_under_distributions_names() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    // Handles bind to the recorder in place when the driver is wrapped.
+    let base = metrics::with_local_recorder(&recorder, || Base::new(Careless::default()));
+    base.put_content("/a/b", b"12345").await.unwrap();
+    base.stat("/a/b").await.unwrap();
+    base.stat("/missing").await.unwrap_err();
+    base.get_content("/a/b").await.unwrap_err();
+    base.writer("/w", false).await.err().unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        let value = match value {
+            DebugValue::Counter(n) => n as f64,
+            DebugValue::Histogram(samples) => samples.len() as f64,
+            DebugValue::Gauge(g) => g.into_inner(),
+        };
+        if value > 0.0 {
+            seen.insert(format!("{}{{{}}}", key.name(), labels.join(",")), value);
+        }
+    }
+    let expected = [
+        ("registry_storage_action_seconds{driver=careless,action=PutContent}", 1.0),
+        ("registry_storage_action_seconds{driver=careless,action=Stat}", 2.0),
+        ("registry_storage_action_seconds{driver=careless,action=GetContent}", 1.0),
+        ("registry_storage_errors_total{driver=careless,action=Stat}", 1.0),
+        ("registry_storage_errors_total{driver=careless,action=GetContent}", 1.0),
+        ("registry_storage_errors_total{driver=careless,action=Writer}", 1.0),
+        ("registry_storage_written_bytes_total{driver=careless}", 5.0),
+    ];
+    let expected: std::collections::BTreeMap<String, f64> = expected.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    assert_eq!(seen, expected, "Writer is not timed, as in distribution");
+}
