@@ -12,6 +12,8 @@
 mod bench;
 #[path = "support/cloud.rs"]
 mod cloud;
+#[path = "support/proxy.rs"]
+mod proxy;
 #[path = "support/registry_tree.rs"]
 mod registry_tree;
 
@@ -43,6 +45,12 @@ const LARGE_STREAM: u64 = 256 << 20;
 /// What the trials share once moto runs.
 struct Env {
     endpoint: String,
+    /// moto's address, for fault-injecting proxies in front of it.
+    upstream: std::net::SocketAddr,
+    /// A proxy that gives 10 % of requests a fault, for the conformance suite's `s3-faults` run.
+    faulty: proxy::Proxy,
+    /// The faults it has given.
+    faults_given: Arc<AtomicU64>,
     bucket: String,
     registry: Registry,
     /// The s3 component registered as a third party's file, `s3file`, and its folder.
@@ -50,6 +58,15 @@ struct Env {
     file_dir: OnceLock<tempfile::TempDir>,
     native: aws_sdk_s3::Client,
     next_root: AtomicU64,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let (faults, requests) = (self.faults_given.load(Ordering::Relaxed), self.faulty.requests());
+        if requests > 0 {
+            println!("s3: the s3-faults run's proxy gave {faults} faults in {requests} requests");
+        }
+    }
 }
 
 impl Env {
@@ -957,6 +974,148 @@ async fn objects_under(env: &Env, prefix: &str) -> Result<usize, Failure> {
     }
 }
 
+/// A driver over a fresh root whose requests go through `proxy`, and that root.
+async fn behind(env: &Env, proxy: &proxy::Proxy, extra: Value) -> Result<(Driver, String), Failure> {
+    let root = env.fresh_root();
+    let mut params = env.params(&root);
+    params.insert("regionendpoint".into(), json!(proxy.endpoint));
+    params.extend(extra.as_object().cloned().unwrap_or_default());
+    Ok((env.create(&params).await?, root))
+}
+
+/// Reads all of `path` through a reader.
+async fn read_all(d: &Driver, path: &str) -> Result<Vec<u8>, Failure> {
+    let mut reader = d.reader(path, 0).await.ctx("Reader")?;
+    let mut out = Vec::new();
+    while let Some(chunk) = reader.read_chunk().await.ctx("reading")? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Round trips of 1–20 MiB, by PutContent and by a multipart writer in turn, through a proxy
+/// that gives 10 % of requests a fault (close, 500, 503, cut after applying, cut mid-body):
+/// none may fail, every object must read back whole, and no multipart upload may be left.
+async fn fault_round_trips(env: Arc<Env>) -> Result<(), Failure> {
+    let trips: usize = std::env::var("REGSTORE_FAULT_ROUND_TRIPS").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
+    let given = Arc::new(AtomicU64::new(0));
+    let proxy = proxy::Proxy::start(env.upstream, proxy::random_faults(10, 7, given.clone())).await?;
+    let (d, root) = behind(&env, &proxy, json!({})).await?;
+    let started = std::time::Instant::now();
+    let (mut bytes, mut state) = (0usize, 0x5EED_u64);
+    for trip in 0..trips {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let size = MIB + (state >> 33) as usize % (19 * MIB + 1);
+        let content = random_contents(size);
+        let path = format!("/trips/{trip}");
+        if trip % 2 == 0 {
+            d.put_content(&path, &content).await.ctx(&format!("PutContent {path} ({size} bytes)"))?;
+        } else {
+            let mut w = d.writer(&path, false).await.ctx(&format!("Writer {path}"))?;
+            write_all(&mut *w, &content).await.map_err(|e| format!("writing {path} ({size} bytes): {e}"))?;
+            w.commit().await.ctx(&format!("Commit {path}"))?;
+        }
+        let back = read_all(&d, &path).await.map_err(|e| format!("reading back {path}: {e}"))?;
+        ensure!(back == content, "{path} read back {} bytes that differ from the {size} written", back.len());
+        bytes += size;
+    }
+    let took = started.elapsed();
+    let left = uploads_in_progress(&env, &key(&root, "/")).await?;
+    ensure!(left.is_empty(), "uploads left behind: {left:?}");
+    println!(
+        "s3: {trips} round trips of 1-20 MiB ({} MiB) through 10 % faults: {} faults in {} requests, \
+         0 failed, 0 corrupt, 0 uploads left, {:.1} s",
+        bytes / MIB,
+        given.load(Ordering::Relaxed),
+        proxy.requests(),
+        took.as_secs_f64()
+    );
+    d.delete("/trips").await.ctx("Delete")?;
+    Ok(())
+}
+
+/// A rule that cuts, after applying, the first request `pick` selects while `armed`.
+fn cut_once(armed: Arc<std::sync::atomic::AtomicBool>, pick: fn(&proxy::Head) -> bool) -> proxy::Rule {
+    Arc::new(move |head: &proxy::Head| {
+        if pick(head) && armed.swap(false, Ordering::SeqCst) {
+            proxy::Action::CutAfterApplying
+        } else {
+            proxy::Action::Forward
+        }
+    })
+}
+
+fn starts_upload(h: &proxy::Head) -> bool {
+    h.method == "POST" && h.target.contains("?uploads")
+}
+
+fn completes_upload(h: &proxy::Head) -> bool {
+    h.method == "POST" && h.target.contains("uploadId=")
+}
+
+fn aborts_upload(h: &proxy::Head) -> bool {
+    h.method == "DELETE" && h.target.contains("uploadId=")
+}
+
+/// The answers to CreateMultipartUpload, CompleteMultipartUpload and AbortMultipartUpload are
+/// lost after S3 applied them: the writer still works, leaves no second upload behind (which a
+/// later `Writer(path, true)` could pick up), and an abort of an upload already gone succeeds.
+async fn lost_upload_answers(env: Arc<Env>) -> Result<(), Failure> {
+    use std::sync::atomic::AtomicBool;
+    let data = random_contents(7 * MIB);
+    for (name, pick) in [("create", starts_upload as fn(&proxy::Head) -> bool), ("complete", completes_upload)] {
+        let armed = Arc::new(AtomicBool::new(true));
+        let proxy = proxy::Proxy::start(env.upstream, cut_once(armed.clone(), pick)).await?;
+        let (d, root) = behind(&env, &proxy, json!({})).await?;
+        let object = key(&root, "/blob");
+        let mut w = d.writer("/blob", false).await.ctx(&format!("Writer, {name} cut"))?;
+        let uploads = uploads_in_progress(&env, &object).await?;
+        ensure_eq!(uploads.len(), 1, "uploads of the key after Writer with the {name} answer lost");
+        write_all(&mut *w, &data).await?;
+        w.commit().await.ctx(&format!("Commit, {name} cut"))?;
+        ensure!(!armed.load(Ordering::SeqCst), "the {name} answer was never cut");
+        ensure!(proxy.seen().iter().filter(|h| pick(h)).count() >= 2, "the {name} request was not sent again");
+        ensure!(d.get_content("/blob").await.ctx("GetContent")? == data, "the content after a lost {name} answer");
+        let left = uploads_in_progress(&env, &object).await?;
+        ensure!(left.is_empty(), "uploads left after a lost {name} answer: {left:?}");
+    }
+
+    let armed = Arc::new(AtomicBool::new(true));
+    let proxy = proxy::Proxy::start(env.upstream, cut_once(armed.clone(), aborts_upload)).await?;
+    let (d, root) = behind(&env, &proxy, json!({})).await?;
+    let mut w = d.writer("/cancelled", false).await.ctx("Writer")?;
+    write_all(&mut *w, &data).await?;
+    w.cancel().await.ctx("Cancel whose first answer was lost")?;
+    ensure!(!armed.load(Ordering::SeqCst), "the abort's answer was never cut");
+    let left = uploads_in_progress(&env, &key(&root, "/cancelled")).await?;
+    ensure!(left.is_empty(), "uploads left after Cancel: {left:?}");
+    Ok(())
+}
+
+/// An endpoint that accepts connections and never answers: a call fails within 30 s, naming the
+/// endpoint, as an error of the driver, not a crash. By default one try waits 20 s for a first
+/// byte and leaves no time for another; with `firstbytetimeout=2s`, tries go on until the 30 s
+/// budget would be passed.
+async fn silent_endpoint(env: Arc<Env>) -> Result<(), Failure> {
+    let proxy = proxy::Proxy::start(env.upstream, Arc::new(|_: &proxy::Head| proxy::Action::Silent)).await?;
+    for (extra, said) in [(json!({}), "within 20 s"), (json!({"firstbytetimeout": "2s"}), "within 2 s (tried")] {
+        let limit = 30;
+        let (d, _) = behind(&env, &proxy, extra.clone()).await?;
+        let started = std::time::Instant::now();
+        let e = d.stat("/anything").await.err().ok_or("stat against a silent endpoint succeeded")?;
+        let took = started.elapsed();
+        let text = e.to_string();
+        ensure!(took < Duration::from_secs(limit), "with {extra}: took {took:?} (limit {limit} s): {text}");
+        ensure!(e.kind() != ErrorKind::Crashed, "with {extra}: reported as a crash: {text}");
+        ensure!(
+            text.contains(&proxy.endpoint) && text.contains(&format!("did not answer {said}")),
+            "with {extra}: {text}"
+        );
+        println!("s3: a silent endpoint with {extra} failed in {:.1} s: {text}", took.as_secs_f64());
+    }
+    Ok(())
+}
+
 async fn bench_against_native(env: Arc<Env>) -> Result<(), Failure> {
     bench::bench_against_native("s3", factory(env.clone(), false), native_factory(env)).await
 }
@@ -981,6 +1140,9 @@ fn specific() -> Vec<(&'static str, Specific<Env>)> {
         ("TestGrants", |e| Box::pin(grants(e))),
         ("TestUnreachableEndpoint", |e| Box::pin(unreachable_endpoint(e))),
         ("TestRedirectEndpoint", |e| Box::pin(redirect_endpoint(e))),
+        ("TestFaultRoundTrips", |e| Box::pin(fault_round_trips(e))),
+        ("TestLostUploadAnswers", |e| Box::pin(lost_upload_answers(e))),
+        ("TestSilentEndpoint", |e| Box::pin(silent_endpoint(e))),
         ("TestConfigFile", |e| Box::pin(config_file(e))),
         ("TestCopyRegistry", |e| Box::pin(copy_registry(e))),
         ("BenchAgainstNative", |e| Box::pin(bench_against_native(e))),
@@ -988,6 +1150,20 @@ fn specific() -> Vec<(&'static str, Specific<Env>)> {
 }
 
 // ---- the harness ----
+
+/// A fresh bundled driver per conformance test whose requests go through the faulty proxy.
+/// Redirect URLs name moto itself: the suite fetches them with a client that does not retry.
+fn faulty_factory(env: Arc<Env>) -> DriverFactory {
+    Arc::new(move || {
+        let env = env.clone();
+        Box::pin(async move {
+            let mut params = env.params(&env.fresh_root());
+            params.insert("regionendpoint".into(), json!(env.faulty.endpoint));
+            params.insert("redirectendpoint".into(), json!(env.endpoint));
+            Ok(Arc::new(env.registry.create("s3", &params).await?) as Arc<dyn StorageDriver>)
+        })
+    })
+}
 
 /// A fresh driver over a fresh root for each conformance test: the bundled s3 driver, or
 /// (`as_file`) the same component loaded as a third party's file with the operator's grants.
@@ -1026,8 +1202,14 @@ fn start(runtime: &tokio::runtime::Runtime) -> Result<(Moto, Arc<Env>), String> 
     );
     let bucket = "regstore-test".to_string();
     runtime.block_on(moto.create_bucket(&bucket))?;
+    let upstream: std::net::SocketAddr = ([127, 0, 0, 1], moto.port).into();
+    let faults_given = Arc::new(AtomicU64::new(0));
+    let faulty = runtime.block_on(proxy::Proxy::start(upstream, proxy::random_faults(10, 1, faults_given.clone())))?;
     let env = Env {
         endpoint: moto.endpoint.clone(),
+        upstream,
+        faulty,
+        faults_given,
         native: s3_client::client(&moto.endpoint, REGION, "a", "b"),
         bucket,
         registry: Registry::new(),
@@ -1049,7 +1231,12 @@ fn main() {
         config: Config { large_stream_size: LARGE_STREAM, ..Config::default() },
         capabilities: s3_capabilities(&runtime),
         // The bundled driver, and the same component as a third party's file with its grants.
-        variants: vec![("s3", |env| factory(env, false)), ("s3-file", |env| factory(env, true))],
+        // And the bundled driver behind a proxy that gives 10 % of requests a fault.
+        variants: vec![
+            ("s3", |env| factory(env, false)),
+            ("s3-file", |env| factory(env, true)),
+            ("s3-faults", faulty_factory),
+        ],
         specific: specific(),
     };
     suite.main(runtime, start, |moto| {

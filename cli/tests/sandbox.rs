@@ -272,6 +272,52 @@ async fn panic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_driver_may_print_as_much_as_it_likes() {
+    // 3 x 4000 lines of stderr, far more than a fixed capture buffer holds: printing never fails.
+    let registry = registry().await;
+    let d = registry.create_with("hostile", &Params::new(), sandbox()).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(d.get_content("/chatter").await.unwrap(), b"said 4000 lines");
+    }
+    let e = d.get_content("/panic").await.unwrap_err();
+    assert!(e.to_string().contains("hostile driver panicked on purpose"), "a later trap keeps its message: {e}");
+}
+
+#[test]
+fn a_drivers_output_is_logged_in_the_span_of_its_call() {
+    // The hostile driver's Stat of /chatter prints 4000 lines, then answers "not found".
+    let stat = |log: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_regstore"));
+        command.args(["stat", "--component", HOSTILE, "/chatter"]).env_remove("RUST_LOG");
+        if let Some(filter) = log {
+            command.env("RUST_LOG", filter);
+        }
+        command.output().unwrap()
+    };
+    let out = stat(Some("regstore=debug"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr:.2000}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("chatter line")).collect();
+    assert_eq!(lines.len(), 4000, "{stderr:.2000}");
+    for line in [lines[0], lines[3999]] {
+        assert!(
+            line.contains("storage{") && line.contains("method=\"Stat\"") && line.contains("path=\"/chatter\""),
+            "{line}"
+        );
+        assert!(line.contains("regstore::guest") && line.contains("stream=\"stderr\""), "{line}");
+    }
+    assert!(
+        stderr.trim_end().ends_with("not found") || stderr.contains("error: "),
+        "the error still comes: {stderr:.2000}"
+    );
+    // Without RUST_LOG, only the error shows.
+    let quiet = stat(None);
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr:.2000}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn return_a_multi_gigabyte_list() {
     let e = attack("huge-list", json!({}), sandbox()).await;
     assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
@@ -438,7 +484,7 @@ async fn s3_over_https_trusts_the_operator_ca_and_only_then() {
     let put = tokio::time::timeout(Duration::from_secs(60), untrusted.put_content("/over/tls", b"x")).await;
     let e = put.expect("no hang").expect_err("the self-signed certificate must not be trusted");
     let text = e.to_string();
-    assert!(text.contains("TlsCertificateError"), "the error must name the certificate: {text}");
+    assert!(text.contains("TLS certificate is not trusted"), "the error must name the certificate: {text}");
     eprintln!("without the CA, after {:?}: {text}", started.elapsed());
     // A CA given to one driver is not trusted by another.
     let got = tokio::time::timeout(Duration::from_secs(60), untrusted.get_content("/over/tls")).await;

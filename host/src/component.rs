@@ -104,7 +104,7 @@ impl DriverComponent {
     pub(crate) async fn check_exports(&self, runtime: &Runtime, source: &str) -> Result<(), Error> {
         let fail = |reason: String| Error::Load { source_name: source.to_string(), reason };
         let grants = Grants::nothing(crate::describe::DEFAULT_MEMORY as usize);
-        let mut store = crate::instance::new_store(runtime, &grants).map_err(fail)?;
+        let mut store = crate::instance::new_store(runtime, &grants, source).map_err(fail)?;
         let pre = match &self.pre {
             Pre::V0_1(pre) => pre.instance_pre(),
             Pre::V0_2(pre) => pre.instance_pre(),

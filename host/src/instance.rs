@@ -215,7 +215,8 @@ impl Instance {
             }
         }
         let fail = |detail: String| Error::Crashed { driver: self.label.clone(), detail };
-        let mut store = new_store(&self.runtime, &self.grants).map_err(|e| Error::other(&self.label, e))?;
+        let mut store =
+            new_store(&self.runtime, &self.grants, &self.label).map_err(|e| Error::other(&self.label, e))?;
         let deadline = self.grants.call_deadline;
         store.data_mut().deadline = Some(Instant::now() + deadline);
         store.set_epoch_deadline(1);
@@ -294,8 +295,8 @@ impl Session<'_> {
 /// A store for one instance under `grants`: its memory limit, its deadline checked at every
 /// epoch tick (a busy guest yields to tokio at each), and as much host-call fuel as it may hold
 /// memory (wasmtime's 128 MiB default would refuse a legitimate large GetContent).
-pub(crate) fn new_store(runtime: &Runtime, grants: &Grants) -> Result<Store<HostState>, String> {
-    let mut store = Store::new(&runtime.engine, HostState::new(grants)?);
+pub(crate) fn new_store(runtime: &Runtime, grants: &Grants, label: &str) -> Result<Store<HostState>, String> {
+    let mut store = Store::new(&runtime.engine, HostState::new(grants, label)?);
     store.limiter(|state| &mut state.limits);
     store.set_hostcall_fuel(grants.memory_limit);
     let deadline = grants.call_deadline;
@@ -318,7 +319,7 @@ pub(crate) async fn describe(
     memory_limit: usize,
 ) -> Result<Description, Error> {
     let grants = Grants::nothing(memory_limit);
-    let mut store = new_store(runtime, &grants).map_err(|e| Error::other(label, e))?;
+    let mut store = new_store(runtime, &grants, label).map_err(|e| Error::other(label, e))?;
     let deadline = grants.call_deadline;
     store.data_mut().deadline = Some(Instant::now() + deadline);
     store.set_epoch_deadline(1);
@@ -344,9 +345,6 @@ fn trap_message(trap: &wasmtime::Error, store: &Store<HostState>) -> String {
         // A limit's or the deadline's own words, without the wasm backtrace around them.
         None => trap.root_cause().to_string().replace('\n', " "),
     };
-    let stderr = store.data().stderr.contents();
-    let stderr = String::from_utf8_lossy(&stderr);
-    let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = tail[tail.len().saturating_sub(4)..].join(" | ");
+    let tail = store.data().output.tail().join(" | ");
     if tail.is_empty() { cause } else { format!("{cause}; guest said: {tail}") }
 }

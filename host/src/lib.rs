@@ -25,6 +25,7 @@ mod driver;
 mod engine;
 mod grants;
 mod guest;
+mod guest_output;
 mod http_client;
 mod instance;
 mod registry;

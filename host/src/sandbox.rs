@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::guest_output::GuestOutput;
 use crate::http_client::{self, Timeouts, TlsTrust};
 
 /// What the operator grants a driver, on top of what it declares. A bundled driver gets what
@@ -92,8 +92,6 @@ impl Grants {
 }
 
 /// How much of a guest's stderr is kept to explain a crash.
-const STDERR_CAPTURE: usize = 64 << 10;
-
 /// The state of one instance's store.
 pub struct HostState {
     wasi: WasiCtx,
@@ -101,22 +99,23 @@ pub struct HostState {
     http: WasiHttpCtx,
     gate: HttpGate,
     pub(crate) limits: Limits,
-    /// The guest's stderr, where a Rust guest's panic message lands.
-    pub(crate) stderr: MemoryOutputPipe,
+    /// The guest's stderr (where a Rust guest's panic message lands) and stdout, as log lines.
+    pub(crate) output: GuestOutput,
     /// When the running call must end.
     pub(crate) deadline: Option<Instant>,
 }
 
 impl HostState {
-    pub(crate) fn new(grants: &Grants) -> Result<Self, String> {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+    /// The state of an instance of the driver `label`.
+    pub(crate) fn new(grants: &Grants, label: &str) -> Result<Self, String> {
+        let (stderr, stdout) = GuestOutput::pair(label);
         let mut wasi = WasiCtxBuilder::new();
         // A driver's filesystem calls run on the thread that runs the guest instead of hopping to
         // tokio's blocking pool: each hop costs more than the small call itself, and the guest's
         // call is already running apart from the caller's tasks. Must precede the preopens,
         // which capture it.
         wasi.allow_blocking_current_thread(true);
-        wasi.stderr(stderr.clone());
+        wasi.stderr(stderr.clone()).stdout(stdout);
         for (key, value) in &grants.env {
             wasi.env(key, value);
         }
@@ -135,7 +134,7 @@ impl HostState {
             http: WasiHttpCtx::new(),
             gate: HttpGate { hosts: Arc::new(grants.hosts.clone()), tls: grants.tls.clone() },
             limits,
-            stderr,
+            output: stderr,
             deadline: None,
         })
     }

@@ -18,6 +18,36 @@ pub enum Action {
     CutAfterApplying,
     /// Accept it and never answer.
     Silent,
+    /// Close the connection without forwarding the request: it never took effect.
+    Close,
+    /// Answer with this status and no body, without forwarding: as a server that is overloaded
+    /// (503) or failing (500) before it does anything.
+    Reply(u16),
+    /// Forward it and send the head and half of the upstream's body, then close: the request took
+    /// effect and the client hears part of the answer.
+    CutBody,
+}
+
+/// A rule that gives a fault to about `percent` % of requests, spread evenly over close, 500,
+/// 503, cut after applying and cut mid-body, from a seeded sequence so that a run can be
+/// repeated; `counts` tallies the faults given.
+#[allow(dead_code)] // Not every test binary injects faults.
+pub fn random_faults(percent: u64, seed: u64, counts: Arc<AtomicU64>) -> Rule {
+    const FAULTS: [Action; 5] =
+        [Action::Close, Action::Reply(500), Action::Reply(503), Action::CutAfterApplying, Action::CutBody];
+    let next = Arc::new(AtomicU64::new(seed));
+    Arc::new(move |_: &Head| {
+        // splitmix64 over a counter: independent draws without a random-number crate.
+        let mut z = next.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        if z % 100 >= percent {
+            return Action::Forward;
+        }
+        counts.fetch_add(1, Ordering::Relaxed);
+        FAULTS[((z / 100) % FAULTS.len() as u64) as usize]
+    })
 }
 
 /// The request line and headers of a request, for rules and counts.
@@ -175,11 +205,21 @@ async fn serve(
     requests.fetch_add(1, Ordering::SeqCst);
     seen.lock().unwrap().push(head.clone());
     let action = rule(&head);
-    if action == Action::Silent {
-        // Hold the connection open without a word until the client gives up.
-        let mut sink = [0u8; 1024];
-        while client.read(&mut sink).await? > 0 {}
-        return Ok(());
+    match action {
+        Action::Silent => {
+            // Hold the connection open without a word until the client gives up.
+            let mut sink = [0u8; 1024];
+            while client.read(&mut sink).await? > 0 {}
+            return Ok(());
+        }
+        Action::Close => return Ok(()),
+        Action::Reply(status) => {
+            let reason = if status == 503 { "Service Unavailable" } else { "Internal Server Error" };
+            let answer = format!("HTTP/1.1 {status} {reason}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            client.write_all(answer.as_bytes()).await?;
+            return client.shutdown().await;
+        }
+        Action::Forward | Action::CutAfterApplying | Action::CutBody => {}
     }
     let mut server = TcpStream::connect(upstream).await?;
     server.write_all(&raw).await?;
@@ -196,6 +236,12 @@ async fn serve(
         return Ok(());
     }
     client.write_all(&response_raw).await?;
+    if action == Action::CutBody {
+        // Half the body, then the connection is dropped (an answer without a body goes
+        // through whole).
+        client.write_all(&response_body[..response_body.len() / 2]).await?;
+        return Ok(());
+    }
     client.write_all(&response_body).await?;
     client.shutdown().await
 }

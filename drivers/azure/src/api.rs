@@ -65,7 +65,8 @@ pub fn is_404(response: &Response) -> bool {
 
 impl Blobs {
     pub fn new(config: Config, auth: Auth) -> Self {
-        let client = Client::new("Azure Blob Storage", &config.service_url);
+        let mut client = Client::new("Azure Blob Storage", &config.service_url);
+        client.timeouts = config.timeouts;
         let container_url = format!("{}/{}", config.service_url, encode_path(&config.container));
         let keys = KeyMap::new(&config.root_directory);
         Blobs { client, auth, config, keys, container_url }

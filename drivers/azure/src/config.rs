@@ -49,6 +49,9 @@ pub struct Config {
     /// `-1`: do not wait for a copy at all.
     pub max_retries: i64,
     pub retry_delay: Duration,
+    /// Per-request connect, first-byte and idle limits (`connecttimeout`, `firstbytetimeout`,
+    /// `idletimeout`).
+    pub timeouts: regstore_objectstore::Timeouts,
 }
 
 impl Config {
@@ -96,7 +99,7 @@ impl Config {
         };
         let delay_text =
             Some(text("retry_delay")?).filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_RETRY_DELAY.into());
-        let retry_delay = parse_go_duration(&delay_text)
+        let retry_delay = regstore_objectstore::time::parse_go_duration(&delay_text)
             .map_err(|e| Error::invalid_parameter(format!("invalid retry_delay {delay_text:?}: {e}")))?;
 
         Ok(Config {
@@ -107,6 +110,7 @@ impl Config {
             root_directory: text("rootdirectory")?,
             max_retries,
             retry_delay,
+            timeouts: regstore_objectstore::Timeouts::from_params(p)?,
         })
     }
 
@@ -215,42 +219,6 @@ pub fn base64_decode(text: &str) -> std::result::Result<Vec<u8>, base64::DecodeE
     base64::engine::general_purpose::STANDARD.decode(text.trim())
 }
 
-/// A Go duration: a sequence of decimal numbers with units (`ns`, `us`, `µs`, `ms`, `s`, `m`,
-/// `h`), as `time.ParseDuration` reads it; negative durations are refused.
-pub fn parse_go_duration(text: &str) -> std::result::Result<Duration, String> {
-    let s = text.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if s.is_empty() || s.starts_with('-') {
-        return Err("expected a positive duration such as 100ms or 1.5s".into());
-    }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number: f64 = rest[..number_end].parse().map_err(|_| format!("{s:?} has no number before a unit"))?;
-        rest = &rest[number_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let nanos_per = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => return Err(format!("{s:?} is missing a unit (ns, us, ms, s, m, h)")),
-            unit => return Err(format!("unknown unit {unit:?} in {s:?}")),
-        };
-        total += number * nanos_per;
-        rest = &rest[unit_end..];
-    }
-    if total > 1e18 {
-        return Err(format!("{s:?} is too long"));
-    }
-    Ok(Duration::from_nanos(total as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,17 +299,5 @@ mod tests {
         assert!(message(&format!(r#"{{{base},"max_retries":-2}}"#)).contains("max_retries"));
         assert!(message(&format!(r#"{{{base},"serviceurl":"ftp://x"}}"#)).contains("invalid serviceurl"));
         assert!(message(r#"{"accountname":"a","container":"c","accountkey":"%%%"}"#).contains("base64"));
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("2.5s"), Ok(Duration::from_millis(2500)));
-        assert_eq!(parse_go_duration("500µs"), Ok(Duration::from_micros(500)));
-        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_go_duration("10").is_err());
-        assert!(parse_go_duration("-1s").is_err());
-        assert!(parse_go_duration("1d").is_err());
     }
 }

@@ -65,6 +65,9 @@ pub struct Config {
     pub user_agent: Option<String>,
     pub max_concurrency: u32,
     pub endpoint: Endpoint,
+    /// Per-request connect, first-byte and idle limits (`connecttimeout`, `firstbytetimeout`,
+    /// `idletimeout`).
+    pub timeouts: regstore_objectstore::Timeouts,
 }
 
 impl Config {
@@ -109,6 +112,7 @@ impl Config {
             user_agent,
             max_concurrency: max_concurrency.min(u64::from(u32::MAX)) as u32,
             endpoint,
+            timeouts: regstore_objectstore::Timeouts::from_params(p)?,
         })
     }
 

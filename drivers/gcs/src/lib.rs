@@ -112,6 +112,7 @@ impl Driver for Gcs {
         let config = Config::from_params(&params, |k| std::env::var(k).ok())?;
         let auth = auth(&config.credentials)?;
         let mut api = Api::new(&config.endpoint.url, &config.bucket, auth, config.user_agent.as_deref());
+        api.client.timeouts = config.timeouts;
         if !config.endpoint.custom {
             api = api.with_session_authority(LEGACY_UPLOAD_AUTHORITY);
         }

@@ -12,6 +12,9 @@ use std::hint::black_box;
 use regstore_sdk::{Description, Driver, Error, FileInfo, FileReader, FileWriter, Params, Result};
 use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
 
+/// How many lines `get_content("/chatter")` and `stat("/chatter")` print to stderr.
+const CHATTER_LINES: usize = 4000;
+
 pub struct Hostile {
     params: Params,
 }
@@ -70,9 +73,19 @@ impl Hostile {
             "stack-overflow" => Ok(vec![recurse(black_box(1)) as u8]),
             "panic" => panic!("hostile driver panicked on purpose"),
             "huge-list" => Ok(forged_list()),
+            // Not an attack: far more output than a fixed capture buffer would hold.
+            "chatter" => Ok(chatter()),
             other => Err(Error::not_found(format!("/{other}"))),
         }
     }
+}
+
+/// Prints [`CHATTER_LINES`] lines to stderr.
+fn chatter() -> Vec<u8> {
+    for i in 0..CHATTER_LINES {
+        eprintln!("chatter line {i} {}", "x".repeat(80));
+    }
+    format!("said {CHATTER_LINES} lines").into_bytes()
 }
 
 fn spin() -> ! {
@@ -189,6 +202,9 @@ impl Driver for Hostile {
     }
 
     fn stat(&self, path: &str) -> Result<FileInfo> {
+        if path == "/chatter" {
+            chatter();
+        }
         Err(Error::not_found(path))
     }
 

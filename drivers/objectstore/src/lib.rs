@@ -16,4 +16,4 @@ pub mod walk;
 pub mod xml;
 
 pub use http::{Client, Failure, Request, Response, Timeouts};
-pub use retry::{Idempotence, Retry};
+pub use retry::{Failed, Idempotence, Retry};

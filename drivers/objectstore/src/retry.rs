@@ -16,7 +16,8 @@ pub struct Retry {
     /// The backoff's first ceiling; each retry doubles it, up to `max_delay`.
     pub first_delay: Duration,
     pub max_delay: Duration,
-    /// No try starts that could not end within this much time from the first one.
+    /// No try starts that could not end within this much unproductive time (tries without an
+    /// answer or with an error status, and the waits between tries).
     pub budget: Duration,
 }
 
@@ -99,6 +100,23 @@ fn random_u64() -> u64 {
     });
 }
 
+/// A request that got no usable answer: the last failure, and how many tries it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    pub failure: Failure,
+    pub tries: u32,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.failure.cause())?;
+        if self.tries > 1 {
+            write!(f, " (tried {} times)", self.tries)?;
+        }
+        Ok(())
+    }
+}
+
 impl Client {
     /// Sends the request `build` makes (a fresh one, signed anew, per try) until it gets an
     /// answer that is not worth retrying, and reads it whole. Every HTTP answer is returned,
@@ -109,7 +127,19 @@ impl Client {
         idempotence: Idempotence,
         build: impl FnMut() -> Result<Request>,
     ) -> Result<Response> {
-        self.retried(what, idempotence, build, |client, request| {
+        self.exchange(idempotence, build, &mut || {}).map_err(|e| Error::other(format!("{what}: {e}")))
+    }
+
+    /// As [`Client::call`], for a caller with words of its own for a failure. `replayed` is told
+    /// of each retry of a request the server may already have applied (its answer was lost or
+    /// was a 5xx other than 503), so that a caller can undo a duplicate effect.
+    pub fn exchange(
+        &self,
+        idempotence: Idempotence,
+        build: impl FnMut() -> Result<Request>,
+        replayed: &mut dyn FnMut(),
+    ) -> std::result::Result<Response, Failed> {
+        self.retried(idempotence, build, replayed, |client, request| {
             let response = client.send(request)?;
             let head = Head { status: response.status, headers: response.headers.clone() };
             Ok((head, response))
@@ -119,53 +149,71 @@ impl Client {
     /// As [`Client::call`], with the body left to stream (for reads): only the status and the
     /// headers are awaited.
     pub fn call_streaming(&self, what: &str, build: impl FnMut() -> Result<Request>) -> Result<(Head, BodyStream)> {
-        self.retried(what, Idempotence::Safe, build, |client, request| {
+        self.retried(Idempotence::Safe, build, &mut || {}, |client, request| {
             let (head, body) = client.open(request)?;
             Ok((head.clone(), (head, body)))
         })
+        .map_err(|e| Error::other(format!("{what}: {e}")))
     }
 
     fn retried<T>(
         &self,
-        what: &str,
         idempotence: Idempotence,
         mut build: impl FnMut() -> Result<Request>,
+        replayed: &mut dyn FnMut(),
         mut attempt: impl FnMut(&Client, &Request) -> std::result::Result<(Head, T), Failure>,
-    ) -> Result<T> {
-        let started = Instant::now();
+    ) -> std::result::Result<T, Failed> {
+        // Time that brought nothing: tries that got no answer or an error status, and the waits.
+        // A try cut off after it moved data does not count, so a long transfer that breaks is
+        // still retried, while a dead endpoint exhausts the budget at once.
+        let mut spent = Duration::ZERO;
         let mut tries = 0;
         loop {
             tries += 1;
-            let request = build()?;
-            let wait = match attempt(self, &request) {
+            let request = build().map_err(|e| Failed { failure: Failure::Invalid(e.to_string()), tries })?;
+            let began = Instant::now();
+            let outcome = attempt(self, &request);
+            let took = began.elapsed();
+            let wait = match outcome {
                 Ok((head, out)) if !retryable_status(head.status, idempotence) => return Ok(out),
                 Ok((head, out)) => {
+                    spent += took;
                     let wait = self.retry.delay(tries + 1, retry_after(&head));
-                    if !self.may_retry(tries, started, wait) {
+                    if !self.may_retry(tries, spent, wait) {
                         return Ok(out);
+                    }
+                    // 429 and 503 say the request was not taken; a 500 does not.
+                    if !matches!(head.status.as_u16(), 429 | 503) {
+                        replayed();
                     }
                     wait
                 }
                 Err(failure) => {
+                    if !matches!(failure, Failure::Cut(_)) {
+                        spent += took;
+                    }
                     let wait = self.retry.delay(tries + 1, None);
                     let retry = failure.is_transient()
                         && (idempotence == Idempotence::Safe || !failure.may_have_applied())
-                        && self.may_retry(tries, started, wait);
+                        && self.may_retry(tries, spent, wait);
                     if !retry {
-                        let tried = if tries > 1 { format!(" (tried {tries} times)") } else { String::new() };
-                        return Err(Error::other(format!("{what}: {}{tried}", failure.cause())));
+                        return Err(Failed { failure, tries });
+                    }
+                    if failure.may_have_applied() {
+                        replayed();
                     }
                     wait
                 }
             };
+            spent += wait;
             sleep(wait);
         }
     }
 
     /// Whether another try, after waiting `wait`, fits the policy: tries left, and time for it
     /// to get its answer within the budget.
-    fn may_retry(&self, tries: u32, started: Instant, wait: Duration) -> bool {
-        tries < self.retry.max_tries && started.elapsed() + wait + self.timeouts.first_byte <= self.retry.budget
+    fn may_retry(&self, tries: u32, spent: Duration, wait: Duration) -> bool {
+        tries < self.retry.max_tries && spent + wait + self.timeouts.first_byte <= self.retry.budget
     }
 }
 

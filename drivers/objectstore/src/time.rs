@@ -1,6 +1,6 @@
 //! The few calendar conversions the cloud drivers need, in UTC: RFC 3339 times (GCS's
 //! `updated`) to nanoseconds, and Unix seconds to ISO 8601 (Azure SAS fields) or to the compact
-//! stamps of GCS V4 signing.
+//! stamps of GCS V4 signing; and Go's duration syntax (`30s`, `1m30s`, `250ms`) for parameters.
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
 fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
@@ -87,9 +87,58 @@ pub fn parse_rfc3339_secs(text: &str) -> Option<u64> {
     parse_rfc3339_ns(text).map(|ns| ns / 1_000_000_000)
 }
 
+/// A Go duration: a sequence of decimal numbers with units (`ns`, `us`, `µs`, `ms`, `s`, `m`,
+/// `h`), as `time.ParseDuration` reads it; negative durations are refused.
+pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
+    let s = text.trim();
+    if s == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if s.is_empty() || s.starts_with('-') {
+        return Err("expected a positive duration such as 100ms or 1.5s".into());
+    }
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number: f64 = rest[..number_end].parse().map_err(|_| format!("{s:?} has no number before a unit"))?;
+        rest = &rest[number_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let nanos_per = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "" => return Err(format!("{s:?} is missing a unit (ns, us, ms, s, m, h)")),
+            unit => return Err(format!("unknown unit {unit:?} in {s:?}")),
+        };
+        total += number * nanos_per;
+        rest = &rest[unit_end..];
+    }
+    if total > 1e18 {
+        return Err(format!("{s:?} is too long"));
+    }
+    Ok(std::time::Duration::from_nanos(total as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_durations() {
+        use std::time::Duration;
+        assert_eq!(parse_go_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_go_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("2.5s"), Ok(Duration::from_millis(2500)));
+        assert_eq!(parse_go_duration("500µs"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_go_duration("0"), Ok(Duration::ZERO));
+        for bad in ["10", "-1s", "1d", "", "s", "1.2.3s"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn iso_dates() {

@@ -1,11 +1,10 @@
-//! The aws-sdk-s3 client: requests go out through [`crate::transport`] (the host's `wasi:http`
-//! inside a component), and every call runs to completion before the driver call returns.
-
-use std::time::Duration;
+//! The aws-sdk-s3 client: requests go out through [`crate::transport`] (objectstore's HTTP
+//! client), and every call runs to completion before the driver call returns.
 
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Region, RequestChecksumCalculation, ResponseChecksumValidation, StalledStreamProtectionConfig,
+};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_async::time::SystemTimeSource;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -18,15 +17,16 @@ use aws_smithy_types::config_bag::ConfigBag;
 use regstore_sdk::{Error, Result};
 
 use crate::config::Config;
+use crate::transport::Transport;
 
 pub use crate::transport::run;
 
-/// A client for `config`.
-pub fn build(config: &Config) -> Result<aws_sdk_s3::Client> {
+/// A client for `config` whose requests go through `transport`.
+pub fn build(config: &Config, transport: &Transport) -> Result<aws_sdk_s3::Client> {
     let mut builder = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(config.region.clone()))
-        .http_client(crate::transport::http_client())
+        .http_client(transport.shared())
         .sleep_impl(crate::transport::sleep_impl())
         .time_source(SystemTimeSource::new())
         .force_path_style(config.force_path_style)
@@ -37,9 +37,9 @@ pub fn build(config: &Config) -> Result<aws_sdk_s3::Client> {
         // default (trailing CRC32 on every upload), and parts carry their ETags anyway.
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        // A dead endpoint fails fast; slow transfers are bounded by the host's call deadline.
-        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(5)).build())
-        .retry_config(RetryConfig::standard().with_max_attempts(3));
+        // The transport retries and times out requests itself (connect, first byte, idle).
+        .retry_config(RetryConfig::disabled())
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
     if let Some(c) = &config.credentials {
         builder = builder.credentials_provider(aws_credential_types::Credentials::new(
             &c.access_key,
@@ -116,20 +116,24 @@ where
                 _ => format!("{what}: {}", chain(e)),
             }
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            let cause = chain(err);
-            if cause.contains("HttpRequestDenied") {
-                format!(
-                    "{what}: the host refused the request to {endpoint}: it is not an endpoint this driver is granted"
-                )
-            } else if cause.contains("DestinationIpProhibited") {
-                format!("{what}: the host refused the request to {endpoint}: the name resolves to an internal address")
-            } else {
-                format!("{what}: cannot reach the S3 endpoint {endpoint}: {cause}")
-            }
-        }
+        // The transport's own words name the endpoint and the cause; the SDK's wrappers around
+        // them ("dispatch failure", "io error") say nothing more.
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => match innermost(err) {
+            Some(cause) if cause.contains(endpoint) => format!("{what}: {cause}"),
+            Some(cause) => format!("{what}: S3 at {endpoint}: {cause}"),
+            None => format!("{what}: cannot reach S3 at {endpoint}"),
+        },
         _ => format!("{what}: {}", chain(err)),
     }
+}
+
+/// The text of an error's innermost source.
+fn innermost(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = err.source()?;
+    while let Some(next) = source.source() {
+        source = next;
+    }
+    Some(source.to_string())
 }
 
 /// An error and its sources, innermost last, without repeats.

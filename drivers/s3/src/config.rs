@@ -1,6 +1,7 @@
 //! The driver's parameters, with distribution's names, defaults, coercion and error texts
 //! (docs/drivers/s3.md).
 
+use regstore_objectstore::Timeouts;
 use regstore_sdk::{Error, Params, Result};
 
 const MIB: i64 = 1 << 20;
@@ -58,6 +59,9 @@ pub struct Config {
     pub user_agent: Option<String>,
     pub dual_stack: bool,
     pub accelerate: bool,
+    /// Per-request connect, first-byte and idle limits (`connecttimeout`, `firstbytetimeout`,
+    /// `idletimeout`; regstore's own parameters).
+    pub timeouts: Timeouts,
     pub fips: bool,
     /// Scheme and authority that replace the endpoint's in presigned redirect URLs.
     pub redirect_endpoint: Option<String>,
@@ -163,6 +167,7 @@ impl Config {
             accelerate,
             fips,
             redirect_endpoint: non_empty("redirectendpoint")?.map(|e| redirect_endpoint(&e)).transpose()?,
+            timeouts: Timeouts::from_params(p)?,
         })
     }
 }

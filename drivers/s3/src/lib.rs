@@ -29,6 +29,7 @@ use regstore_sdk::{
 
 use client::{Failure, classify, other, run};
 use config::Config;
+use transport::Transport;
 
 /// distribution's name for this driver.
 const NAME: &str = "s3aws";
@@ -49,6 +50,8 @@ pub struct S3 {
 /// What readers, writers and walkers share with the driver.
 pub(crate) struct Inner {
     client: aws_sdk_s3::Client,
+    /// Where the client's requests go; it counts the requests it had to send again.
+    transport: Transport,
     config: Config,
     keys: KeyMap,
     /// Where requests go, for error messages.
@@ -269,13 +272,16 @@ impl Driver for S3 {
                  AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
             ));
         }
-        let client = client::build(&config)?;
         let endpoint = config
             .endpoint
             .clone()
             .unwrap_or_else(|| format!("https://s3.{}.{}", config.region, config::aws_domain(&config.region)));
+        let mut http = regstore_objectstore::Client::new("S3", &endpoint);
+        http.timeouts = config.timeouts;
+        let transport = Transport::new(http);
+        let client = client::build(&config, &transport)?;
         let keys = KeyMap::new(&config.root_directory);
-        Ok(S3 { inner: Rc::new(Inner { client, config, keys, endpoint }) })
+        Ok(S3 { inner: Rc::new(Inner { client, transport, config, keys, endpoint }) })
     }
 
     fn name(&self) -> String {

@@ -235,23 +235,28 @@ impl FileWriter for Writer {
         self.state = WriterState::Cancelled;
         self.buffer = Vec::new();
         let s3 = self.s3.clone();
-        run(async {
-            s3.client
-                .abort_multipart_upload()
-                .bucket(s3.bucket())
-                .key(&self.key)
-                .upload_id(&self.upload)
-                .send()
-                .await
-                .map_err(|e| other(e, &format!("cancelling the upload of {}", self.path), &s3.endpoint))
-        })?;
-        Ok(())
+        let what = format!("cancelling the upload of {}", self.path);
+        let sent =
+            run(s3.client.abort_multipart_upload().bucket(s3.bucket()).key(&self.key).upload_id(&self.upload).send());
+        match sent.map_err(|e| classify(e, &what, &s3.endpoint)) {
+            // Already gone (an earlier try's answer was lost, or another writer superseded it):
+            // what Cancel asks for holds.
+            Ok(_) | Err(Failure::NotFound) => Ok(()),
+            Err(Failure::Other(e) | Failure::Unreachable(e)) => Err(e),
+            Err(Failure::InvalidRange | Failure::Changed) => Err(Error::other(format!("{what}: unexpected answer"))),
+        }
     }
 }
 
 /// A new multipart upload for `key`, with every object option (upstream's rebuilt upload on a
 /// resume dropped the KMS key id).
+///
+/// When the transport had to send the request again after a lost answer, the first try may
+/// have made an upload too: every other upload of `key` is aborted, so that no stray is left
+/// and a later `Writer(path, true)` cannot pick one up. (A writer owns its key: a new write
+/// supersedes what is left for it.)
 pub async fn create_upload(s3: &Inner, key: &str) -> Result<String> {
+    let replays = s3.transport.replays();
     let out = s3
         .client
         .create_multipart_upload()
@@ -265,25 +270,57 @@ pub async fn create_upload(s3: &Inner, key: &str) -> Result<String> {
         .send()
         .await
         .map_err(|e| other(e, &format!("starting an upload of {key}"), &s3.endpoint))?;
-    out.upload_id.ok_or_else(|| Error::other(format!("starting an upload of {key}: no upload id in the answer")))
+    let upload = out
+        .upload_id
+        .ok_or_else(|| Error::other(format!("starting an upload of {key}: no upload id in the answer")))?;
+    if s3.transport.replays() != replays {
+        for (stray, _) in uploads_for(s3, key).await? {
+            if stray != upload {
+                abort_upload(s3, key, &stray).await;
+            }
+        }
+    }
+    Ok(upload)
 }
 
+/// Completes an upload. A retry after a lost answer finds the upload gone (`NoSuchUpload`): the
+/// first try did complete it when the object now has the upload's size and part count.
 pub async fn complete_upload(s3: &Inner, key: &str, upload: &str, mut parts: Vec<Part>) -> Result<()> {
     parts.sort_by_key(|p| p.number);
+    let size: u64 = parts.iter().map(|p| p.size).sum();
+    let count = parts.len();
     let completed = parts
         .into_iter()
         .map(|p| CompletedPart::builder().part_number(p.number).e_tag(p.etag).build())
         .collect::<Vec<_>>();
-    s3.client
+    let replays = s3.transport.replays();
+    let what = format!("completing the upload of {key}");
+    let sent = s3
+        .client
         .complete_multipart_upload()
         .bucket(s3.bucket())
         .key(key)
         .upload_id(upload)
         .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
         .send()
-        .await
-        .map_err(|e| other(e, &format!("completing the upload of {key}"), &s3.endpoint))?;
-    Ok(())
+        .await;
+    let Err(e) = sent else { return Ok(()) };
+    match classify(e, &what, &s3.endpoint) {
+        Failure::NotFound if s3.transport.replays() != replays => {
+            let done = s3.client.head_object().bucket(s3.bucket()).key(key).send().await.is_ok_and(|o| {
+                o.content_length == Some(size as i64)
+                    && o.e_tag.as_deref().is_some_and(|t| t.trim_matches('"').ends_with(&format!("-{count}")))
+            });
+            if done {
+                Ok(())
+            } else {
+                Err(Error::other(format!("{what}: the upload is gone, and the object is not what it would have made")))
+            }
+        }
+        Failure::NotFound => Err(Error::other(format!("{what}: NoSuchUpload: the upload does not exist"))),
+        Failure::Other(e) | Failure::Unreachable(e) => Err(e),
+        Failure::InvalidRange | Failure::Changed => Err(Error::other(format!("{what}: unexpected answer"))),
+    }
 }
 
 /// Best effort: an upload left behind costs storage, not correctness.

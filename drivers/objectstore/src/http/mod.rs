@@ -9,6 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
+use regstore_sdk::Params;
+
 use crate::retry::Retry;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -38,6 +40,43 @@ impl Default for Timeouts {
     /// An endpoint that never answers fails a call within about 30 s, retries included.
     fn default() -> Self {
         Timeouts { connect: Duration::from_secs(5), first_byte: Duration::from_secs(20), idle: Duration::from_secs(20) }
+    }
+}
+
+impl Timeouts {
+    /// The parameter keys that set them, with what each sets.
+    pub const PARAMETERS: [&str; 3] = ["connecttimeout", "firstbytetimeout", "idletimeout"];
+
+    /// The defaults, with what `connecttimeout`, `firstbytetimeout` and `idletimeout` set: each
+    /// a Go duration (`"30s"`, `"1m"`) or a number of seconds, above zero and at most an hour.
+    pub fn from_params(params: &Params) -> regstore_sdk::Result<Timeouts> {
+        let mut timeouts = Timeouts::default();
+        for (key, slot) in
+            Timeouts::PARAMETERS.into_iter().zip([&mut timeouts.connect, &mut timeouts.first_byte, &mut timeouts.idle])
+        {
+            let bad = |v: &serde_json::Value| {
+                regstore_sdk::Error::invalid_parameter(format!(
+                    "the {key} parameter must be a duration such as \"30s\" or a number of seconds, \
+                     above zero and at most 1h (got {v})"
+                ))
+            };
+            let value = match params.get(key) {
+                None => continue,
+                Some(v @ serde_json::Value::Number(n)) => {
+                    n.as_f64().and_then(|s| Duration::try_from_secs_f64(s).ok()).ok_or_else(|| bad(v))?
+                }
+                Some(v @ serde_json::Value::String(s)) => crate::time::parse_go_duration(s)
+                    .ok()
+                    .or_else(|| s.trim().parse::<f64>().ok().and_then(|s| Duration::try_from_secs_f64(s).ok()))
+                    .ok_or_else(|| bad(v))?,
+                Some(v) => return Err(bad(v)),
+            };
+            if value.is_zero() || value > Duration::from_secs(3600) {
+                return Err(bad(params.get(key).unwrap_or(&serde_json::Value::Null)));
+            }
+            *slot = value;
+        }
+        Ok(timeouts)
     }
 }
 
@@ -292,6 +331,33 @@ pub fn origin(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_from_parameters() {
+        let params = |json: &str| Params::parse(json).unwrap();
+        assert_eq!(Timeouts::from_params(&params("{}")).unwrap(), Timeouts::default());
+        let t =
+            Timeouts::from_params(&params(r#"{"connecttimeout": "2s", "firstbytetimeout": 45, "idletimeout": "1m"}"#))
+                .unwrap();
+        assert_eq!(
+            (t.connect, t.first_byte, t.idle),
+            (Duration::from_secs(2), Duration::from_secs(45), Duration::from_secs(60))
+        );
+        assert_eq!(
+            Timeouts::from_params(&params(r#"{"idletimeout": "2.5"}"#)).unwrap().idle,
+            Duration::from_millis(2500)
+        );
+        for bad in [
+            r#"{"connecttimeout": "0s"}"#,
+            r#"{"idletimeout": "2h"}"#,
+            r#"{"firstbytetimeout": -1}"#,
+            r#"{"idletimeout": "soon"}"#,
+            r#"{"idletimeout": true}"#,
+        ] {
+            let e = Timeouts::from_params(&params(bad)).unwrap_err().to_string();
+            assert!(e.contains("must be a duration"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn origins() {

@@ -32,11 +32,17 @@ pub(super) fn open(client: &Client, request: &Request) -> Result<(Head, BodyStre
     let mut fields: Vec<(String, Vec<u8>)> =
         request.headers.iter().map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec())).collect();
     // A length on every request that may carry a body, so that none goes chunked.
-    if !request.body.is_empty() || !matches!(request.method, Method::GET | Method::HEAD) {
+    // (The host takes one Content-Length only; a caller may have set it already.)
+    let has_length = request.headers.contains_key(http::header::CONTENT_LENGTH);
+    if !has_length && (!request.body.is_empty() || !matches!(request.method, Method::GET | Method::HEAD)) {
         fields.push(("content-length".into(), request.body.len().to_string().into_bytes()));
     }
-    let headers = Fields::from_list(&fields)
-        .map_err(|e| Failure::Invalid(format!("{} {url}: the headers are not valid: {e:?}", request.method)))?;
+    let headers = Fields::from_list(&fields).map_err(|e| {
+        // Name the header the host refuses.
+        let bad = fields.iter().find(|f| Fields::from_list(std::slice::from_ref(f)).is_err());
+        let which = bad.map(|(name, _)| format!(" ({name})")).unwrap_or_default();
+        Failure::Invalid(format!("{} {url}: the headers are not valid{which}: {e:?}", request.method))
+    })?;
     let outgoing = OutgoingRequest::new(headers);
     let method = wasi_method(&request.method);
     let invalid = |what: &str| Failure::Invalid(format!("{} {url}: invalid {what}", request.method));
