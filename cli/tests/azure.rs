@@ -39,6 +39,10 @@ struct Env {
     plain: Azurite,
     /// A third over HTTPS that also accepts OAuth bearer tokens.
     oauth: Azurite,
+    /// A proxy in front of `plain` that gives 10 % of the driver's requests a fault, for the
+    /// conformance suite's `azure-faults` run.
+    faulty: Proxy,
+    faults_given: Arc<AtomicU64>,
     container: String,
     registry: Registry,
     next_root: AtomicU64,
@@ -691,6 +695,27 @@ fn factory(env: Arc<Env>) -> DriverFactory {
     })
 }
 
+/// A fresh driver per conformance test whose requests go through the faulty proxy.
+fn faulty_factory(env: Arc<Env>) -> DriverFactory {
+    Arc::new(move || {
+        let env = env.clone();
+        Box::pin(async move {
+            let service_url = format!("{}/{}", env.faulty.endpoint, env.plain.account);
+            let params = env.params_for(&service_url, &env.fresh_root());
+            Ok(Arc::new(env.registry.create("azure", &params).await?) as Arc<dyn StorageDriver>)
+        })
+    })
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let (faults, requests) = (self.faults_given.load(Ordering::Relaxed), self.faulty.requests());
+        if requests > 0 {
+            println!("azure: the azure-faults run's proxy gave {faults} faults in {requests} requests");
+        }
+    }
+}
+
 fn capabilities(runtime: &tokio::runtime::Runtime) -> Capabilities {
     let p = params(json!({"accountname": "a", "accountkey": "a2V5", "container": "c"}));
     runtime.block_on(Registry::new().describe("azure", &p)).expect("the azure driver describes itself").capabilities
@@ -714,7 +739,23 @@ fn start(runtime: &tokio::runtime::Runtime) -> Result<((), Arc<Env>), String> {
     runtime.block_on(azurite.create_container(&container))?;
     runtime.block_on(plain.create_container(&container))?;
     runtime.block_on(oauth.create_container(&container))?;
-    let env = Env { azurite, plain, oauth, container, registry: Registry::new(), next_root: AtomicU64::new(0) };
+    let faults_given = Arc::new(AtomicU64::new(0));
+    let faults = proxy::random_faults(10, 3, faults_given.clone());
+    // Only the driver's requests (signed in a header): the suite fetches redirect URLs (signed
+    // in the query) with a client that does not retry.
+    let rule: proxy::Rule =
+        Arc::new(move |h| if h.header("authorization").is_some() { faults(h) } else { Action::Forward });
+    let faulty = runtime.block_on(Proxy::start(plain.addr(), rule))?;
+    let env = Env {
+        azurite,
+        plain,
+        oauth,
+        faulty,
+        faults_given,
+        container,
+        registry: Registry::new(),
+        next_root: AtomicU64::new(0),
+    };
     Ok(((), Arc::new(env)))
 }
 
@@ -728,7 +769,7 @@ fn main() {
         emulator: "Azurite (Azure)",
         config: Config { large_stream_size: LARGE_STREAM, ca_files, ..Config::default() },
         capabilities: capabilities(&runtime),
-        variants: vec![("azure", factory)],
+        variants: vec![("azure", factory), ("azure-faults", faulty_factory)],
         specific: specific(),
     };
     suite.main(runtime, start, |()| {})

@@ -20,6 +20,11 @@
 
 #[path = "support/bench.rs"]
 mod bench;
+/// The shared fault-injecting proxy (this binary's own `Proxy` below records more and changes
+/// its rule while a writer runs).
+#[path = "support/proxy.rs"]
+#[allow(dead_code)] // This binary gives only random faults through it.
+mod faults;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -410,6 +415,9 @@ struct Emulator {
 
 struct Env {
     fake: Result<Emulator, String>,
+    /// In front of fake-gcs-server, a proxy that gives 10 % of requests a fault, for the
+    /// conformance suite's `gcs-faults` run; and the faults it gave.
+    faulty: Option<(faults::Proxy, Arc<AtomicU64>)>,
     gcp: Result<Emulator, String>,
     tokens: TokenServer,
     registry: Registry,
@@ -1222,7 +1230,7 @@ fn native_factory(env: Arc<Env>) -> DriverFactory {
 }
 
 async fn bench_against_native(env: Arc<Env>) -> Result<(), Failure> {
-    bench::bench_against_native("gcs", factory(env.clone(), false), native_factory(env)).await
+    bench::bench_against_native("gcs", factory(env.clone(), false, false), native_factory(env)).await
 }
 
 type Shared = Arc<OnceLock<Arc<Env>>>;
@@ -1233,11 +1241,14 @@ fn env_of(shared: &Shared) -> Result<Arc<Env>, Failed> {
 
 /// A fresh driver over a fresh root of fake-gcs-server for each conformance test, anonymous
 /// or (`keyed`) with the test key.
-fn factory(env: Arc<Env>, keyed: bool) -> DriverFactory {
+fn factory(env: Arc<Env>, keyed: bool, faulty: bool) -> DriverFactory {
     Arc::new(move || {
         let env = env.clone();
         Box::pin(async move {
-            let endpoint = env.fake.as_ref().map_err(|e| Error::other("gcs", e))?.endpoint.clone();
+            let mut endpoint = env.fake.as_ref().map_err(|e| Error::other("gcs", e))?.endpoint.clone();
+            if faulty && let Some((proxy, _)) = &env.faulty {
+                endpoint = proxy.endpoint.clone();
+            }
             let root = env.fresh_root();
             let p = if keyed { env.keyed_params(&endpoint, &root) } else { env.params(&endpoint, &root) };
             Ok(Arc::new(env.registry.create("gcs", &p).await?) as Arc<dyn StorageDriver>)
@@ -1268,7 +1279,8 @@ fn trials(
 ) -> Vec<Trial> {
     let mut trials = Vec::new();
     // Anonymous, as emulators are reached; then the redirect tests with a key.
-    for (prefix, keyed) in [("gcs", false), ("gcs-keyed", true)] {
+    // And anonymous behind a proxy that gives 10 % of requests a fault.
+    for (prefix, keyed, faulty) in [("gcs", false, false), ("gcs-keyed", true, false), ("gcs-faults", false, true)] {
         let caps = capabilities(runtime, keyed);
         for test in regstore_testsuite::all() {
             if keyed && !(test.name.contains("Redirect") || test.name.starts_with("TestD10")) {
@@ -1278,7 +1290,7 @@ fn trials(
             let (shared, runtime, config) = (shared.clone(), runtime.clone(), config.clone());
             trials.push(
                 Trial::test(format!("{prefix}::{}", test.name), move || {
-                    let factory = factory(env_of(&shared)?, keyed);
+                    let factory = factory(env_of(&shared)?, keyed, faulty);
                     match runtime.block_on(regstore_testsuite::run_test(&test, &factory, config)) {
                         Ok(Outcome::Passed(_)) => Ok(()),
                         Ok(Outcome::Skipped(why)) => Err(Failed::from(format!("skipped where it must run: {why}"))),
@@ -1385,8 +1397,28 @@ fn main() {
         let _ = test_key();
         eprintln!("gcs: test service-account key made in {:.1} s", started.elapsed().as_secs_f64());
         let http = regstore_testsuite::util::http_client(&[]).expect("an HTTP client");
-        let env =
-            Env { fake: fake_env, gcp: gcp_env, tokens, registry: Registry::new(), http, next_root: AtomicU64::new(0) };
+        let faulty = fake_env.as_ref().ok().map(|fake| {
+            let given = Arc::new(AtomicU64::new(0));
+            let faults = faults::random_faults(10, 5, given.clone());
+            // Not the chunks of resumable uploads: after a lost chunk the driver asks the session
+            // what it holds, and fake-gcs-server answers that question by finishing the upload
+            // (200), where GCS answers 308. Lost chunks are tried against gcp-storage-emulator,
+            // which answers as GCS does (TestStatusQueryAfterCutChunk, TestResentChunk).
+            let rule: faults::Rule = Arc::new(move |h: &faults::Head| {
+                if h.method == "PUT" && h.target.contains("upload_id=") { faults::Action::Forward } else { faults(h) }
+            });
+            let proxy = runtime.block_on(faults::Proxy::start(([127, 0, 0, 1], fake.port).into(), rule));
+            (proxy.expect("a proxy on loopback"), given)
+        });
+        let env = Env {
+            fake: fake_env,
+            faulty,
+            gcp: gcp_env,
+            tokens,
+            registry: Registry::new(),
+            http,
+            next_root: AtomicU64::new(0),
+        };
         let _ = shared.set(Arc::new(env));
         println!("gcs: TestWriteReadLargeStreams uses {} MiB against fake-gcs-server", LARGE_STREAM >> 20);
         if ignore_fake || ignore_gcp {
@@ -1394,6 +1426,12 @@ fn main() {
         }
     }
     let conclusion = libtest_mimic::run(&args, all);
+    if let Some((proxy, given)) = shared.get().and_then(|env| env.faulty.as_ref())
+        && proxy.requests() > 0
+    {
+        let (faults, requests) = (given.load(Ordering::Relaxed), proxy.requests());
+        println!("gcs: the gcs-faults run's proxy gave {faults} faults in {requests} requests");
+    }
     // `exit` skips destructors: stop the emulators first.
     if let Some(f) = fake {
         let (port, pid) = (f.port, f.pid());

@@ -130,6 +130,29 @@ impl Client {
         self.exchange(idempotence, build, &mut || {}).map_err(|e| Error::other(format!("{what}: {e}")))
     }
 
+    /// As [`Client::call`] for a request carrying credentials: after a 401, when `refresh`
+    /// drops a cached token (and says so), the request is made and sent once more. Also says
+    /// whether any try was a replay (see [`Client::exchange`]): a `404` to a DELETE that was
+    /// replayed means the first try deleted it.
+    pub fn call_authorized(
+        &self,
+        what: &str,
+        idempotence: Idempotence,
+        build: impl Fn() -> Result<Request>,
+        refresh: impl FnOnce() -> bool,
+    ) -> Result<(Response, bool)> {
+        let mut replayed = false;
+        let send = |replayed: &mut bool| {
+            self.exchange(idempotence, &build, &mut || *replayed = true)
+                .map_err(|e| Error::other(format!("{what}: {e}")))
+        };
+        let response = send(&mut replayed)?;
+        if response.status == StatusCode::UNAUTHORIZED && refresh() {
+            return Ok((send(&mut replayed)?, replayed));
+        }
+        Ok((response, replayed))
+    }
+
     /// As [`Client::call`], for a caller with words of its own for a failure. `replayed` is told
     /// of each retry of a request the server may already have applied (its answer was lost or
     /// was a 5xx other than 503), so that a caller can undo a duplicate effect.
