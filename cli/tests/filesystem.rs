@@ -319,11 +319,13 @@ fn below(n: u64) -> u64 {
 
 /// `regstore put` over an existing object, killed (SIGKILL, SIGTERM, SIGINT in turn) at random
 /// moments: the object is always the old content or the new, whole, for small content (one
-/// PutContent) and for large (staged through a writer, then moved into place).
+/// PutContent) and for large (staged through a writer, then moved into place). 36 kills, two
+/// thirds of them small; `REGSTORE_PUT_KILLS` sets how many.
 async fn cli_put_survives_kills() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let sources = tempfile::tempdir()?;
-    for (size, runs) in [(4usize << 20, 24u32), (20 << 20, 12)] {
+    let kills: u32 = std::env::var("REGSTORE_PUT_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(36);
+    for (size, runs) in [(4usize << 20, kills - kills / 3), (20 << 20, kills / 3)] {
         let old: Vec<u8> = vec![1; size];
         let new: Vec<u8> = (0..size + 7).map(|i| (i % 253) as u8).collect();
         let source = sources.path().join(format!("new-{size}"));

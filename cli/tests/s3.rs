@@ -1092,6 +1092,42 @@ async fn lost_upload_answers(env: Arc<Env>) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A Move above the copy threshold copies its parts `multipartcopymaxconcurrency` at a time:
+/// with every UploadPartCopy held 800 ms by the proxy, the first four arrive within 800 ms of
+/// each other, which parts copied one after another cannot do.
+async fn multipart_copy_is_concurrent(env: Arc<Env>) -> Result<(), Failure> {
+    const HOLD: Duration = Duration::from_millis(800);
+    let arrivals = Arc::new(std::sync::Mutex::new(Vec::<std::time::Instant>::new()));
+    let seen = arrivals.clone();
+    let rule: proxy::Rule = Arc::new(move |h: &proxy::Head| {
+        if h.method == "PUT" && h.header("x-amz-copy-source").is_some() && h.target.contains("partNumber=") {
+            seen.lock().unwrap().push(std::time::Instant::now());
+            proxy::Action::Delay(HOLD)
+        } else {
+            proxy::Action::Forward
+        }
+    });
+    let proxy = proxy::Proxy::start(env.upstream, rule).await?;
+    let limits = json!({
+        "multipartcopychunksize": CHUNK_SIZE,
+        "multipartcopythresholdsize": CHUNK_SIZE,
+        "multipartcopymaxconcurrency": 8,
+    });
+    let (d, _) = behind(&env, &proxy, limits).await?;
+    let content = random_contents(8 * CHUNK_SIZE);
+    d.put_content("/from", &content).await.ctx("PutContent")?;
+    let started = std::time::Instant::now();
+    d.move_file("/from", "/to").await.ctx("Move")?;
+    let took = started.elapsed();
+    let arrivals = arrivals.lock().unwrap().clone();
+    ensure_eq!(arrivals.len(), 8, "UploadPartCopy requests");
+    let spread = arrivals[3].duration_since(arrivals[0]);
+    ensure!(spread < HOLD, "the first four part copies arrived over {spread:?}: they were not in flight together");
+    ensure!(d.get_content("/to").await.ctx("GetContent")? == content, "the moved content differs");
+    println!("s3: a Move of 8 parts, each held {HOLD:?}: the first four within {spread:?}, {took:?} in all");
+    Ok(())
+}
+
 /// An endpoint that accepts connections and never answers: a call fails within 30 s, naming the
 /// endpoint, as an error of the driver, not a crash. By default one try waits 20 s for a first
 /// byte and leaves no time for another; with `firstbytetimeout=2s`, tries go on until the 30 s
@@ -1143,6 +1179,7 @@ fn specific() -> Vec<(&'static str, Specific<Env>)> {
         ("TestFaultRoundTrips", |e| Box::pin(fault_round_trips(e))),
         ("TestLostUploadAnswers", |e| Box::pin(lost_upload_answers(e))),
         ("TestSilentEndpoint", |e| Box::pin(silent_endpoint(e))),
+        ("TestMultipartCopyIsConcurrent", |e| Box::pin(multipart_copy_is_concurrent(e))),
         ("TestConfigFile", |e| Box::pin(config_file(e))),
         ("TestCopyRegistry", |e| Box::pin(copy_registry(e))),
         ("BenchAgainstNative", |e| Box::pin(bench_against_native(e))),

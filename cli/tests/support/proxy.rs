@@ -26,6 +26,9 @@ pub enum Action {
     /// Forward it and send the head and half of the upstream's body, then close: the request took
     /// effect and the client hears part of the answer.
     CutBody,
+    /// Hold it this long, then forward it: a slow server.
+    #[allow(dead_code)] // Not every test binary holds requests.
+    Delay(std::time::Duration),
 }
 
 /// A rule that gives a fault to about `percent` % of requests, spread evenly over close, 500,
@@ -219,6 +222,7 @@ async fn serve(
             client.write_all(answer.as_bytes()).await?;
             return client.shutdown().await;
         }
+        Action::Delay(pause) => tokio::time::sleep(pause).await,
         Action::Forward | Action::CutAfterApplying | Action::CutBody => {}
     }
     let mut server = TcpStream::connect(upstream).await?;

@@ -89,6 +89,15 @@ pub fn sleep(d: Duration) {
     std::thread::sleep(d);
 }
 
+/// Runs a future whose awaits are all on ready futures (blocking calls) to its end.
+fn now<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => unreachable!("a future of blocking calls never waits"),
+    }
+}
+
 /// A random number for jitter.
 fn random_u64() -> u64 {
     #[cfg(target_arch = "wasm32")]
@@ -160,7 +169,7 @@ impl Client {
         &self,
         idempotence: Idempotence,
         build: impl FnMut() -> Result<Request>,
-        replayed: &mut dyn FnMut(),
+        replayed: impl FnMut(),
     ) -> std::result::Result<Response, Failed> {
         self.retried(idempotence, build, replayed, |client, request| {
             let response = client.send(request)?;
@@ -182,10 +191,37 @@ impl Client {
     fn retried<T>(
         &self,
         idempotence: Idempotence,
-        mut build: impl FnMut() -> Result<Request>,
-        replayed: &mut dyn FnMut(),
+        build: impl FnMut() -> Result<Request>,
+        replayed: impl FnMut(),
         mut attempt: impl FnMut(&Client, &Request) -> std::result::Result<(Head, T), Failure>,
     ) -> std::result::Result<T, Failed> {
+        let tries = self.retried_with(
+            idempotence,
+            build,
+            replayed,
+            |request| std::future::ready(attempt(self, &request)),
+            |wait| {
+                sleep(wait);
+                std::future::ready(())
+            },
+        );
+        now(tries)
+    }
+
+    /// The retry loop, for blocking and for async callers alike: `attempt` makes one try,
+    /// `pause` waits between tries.
+    pub(crate) async fn retried_with<T, A, P>(
+        &self,
+        idempotence: Idempotence,
+        mut build: impl FnMut() -> Result<Request>,
+        mut replayed: impl FnMut(),
+        mut attempt: impl FnMut(Request) -> A,
+        pause: impl Fn(Duration) -> P,
+    ) -> std::result::Result<T, Failed>
+    where
+        A: Future<Output = std::result::Result<(Head, T), Failure>>,
+        P: Future<Output = ()>,
+    {
         // Time that brought nothing: tries that got no answer or an error status, and the waits.
         // A try cut off after it moved data does not count, so a long transfer that breaks is
         // still retried, while a dead endpoint exhausts the budget at once.
@@ -195,7 +231,7 @@ impl Client {
             tries += 1;
             let request = build().map_err(|e| Failed { failure: Failure::Invalid(e.to_string()), tries })?;
             let began = Instant::now();
-            let outcome = attempt(self, &request);
+            let outcome = attempt(request).await;
             let took = began.elapsed();
             let wait = match outcome {
                 Ok((head, out)) if !retryable_status(head.status, idempotence) => return Ok(out),
@@ -229,7 +265,7 @@ impl Client {
                 }
             };
             spent += wait;
-            sleep(wait);
+            pause(wait).await;
         }
     }
 

@@ -184,7 +184,7 @@ impl Inner {
     }
 
     /// A multipart copy in `multipartcopychunksize` parts, `multipartcopymaxconcurrency` at a
-    /// time as far as the transport allows (its requests block, so today one at a time); the
+    /// time (in flight together inside a component; one after another in the native build); the
     /// upload is aborted if any part fails.
     async fn multipart_copy(&self, source_key: &str, dest_key: &str, size: u64) -> Result<()> {
         let upload = writer::create_upload(self, dest_key).await?;

@@ -10,8 +10,8 @@
 //! completing one (the retry meets `NoSuchUpload`). The transport counts such replays
 //! ([`Transport::replays`]) and the writer undoes or checks their effect.
 //!
-//! Each request is sent and its answer read whole while the SDK's future is polled; every driver
-//! call is synchronous for the host, so no future outlives the call it was made in.
+//! Each request's answer is read whole before the SDK sees it. Every driver call runs its SDK
+//! futures to completion before it returns, so no future outlives the call it was made in.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,29 +72,35 @@ impl Transport {
         SharedHttpClient::new(self.clone())
     }
 
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, ConnectorError> {
-        let url = request.uri().to_string();
+    /// The SDK's request as objectstore's.
+    fn request(request: &HttpRequest) -> Result<Request, ConnectorError> {
         let method = Method::from_bytes(request.method().as_bytes()).map_err(|e| ConnectorError::user(Box::new(e)))?;
         let body = request
             .body()
             .bytes()
             .ok_or_else(|| ConnectorError::user("the s3 transport sends only bodies held in memory".into()))?;
-        let mut out = Request::new(method.clone(), url.as_str()).body(bytes::Bytes::copy_from_slice(body));
+        let mut out = Request::new(method, request.uri().to_string()).body(bytes::Bytes::copy_from_slice(body));
         for (name, value) in request.headers() {
             out = out.header(name, value);
         }
-        let replays = &self.replays;
-        let response = self
-            .client
-            .exchange(Idempotence::Safe, || Ok(out.clone()), &mut || {
-                replays.fetch_add(1, Ordering::Relaxed);
-            })
-            .map_err(connector_error)?;
-        let mut http_response = http::Response::new(SdkBody::from(response.body));
-        *http_response.status_mut() = response.status;
-        *http_response.headers_mut() = response.headers;
-        HttpResponse::try_from(http_response).map_err(|e| ConnectorError::other(e.into(), None))
+        Ok(out)
     }
+
+    /// Counts a replay (see [`Transport::replays`]).
+    fn replayed(&self) -> impl FnMut() + Send + 'static {
+        let replays = self.replays.clone();
+        move || {
+            replays.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// objectstore's answer as the SDK's.
+fn response(response: regstore_objectstore::Response) -> Result<HttpResponse, ConnectorError> {
+    let mut http_response = http::Response::new(SdkBody::from(response.body));
+    *http_response.status_mut() = response.status;
+    *http_response.headers_mut() = response.headers;
+    HttpResponse::try_from(http_response).map_err(|e| ConnectorError::other(e.into(), None))
 }
 
 impl HttpClient for Transport {
@@ -103,9 +109,37 @@ impl HttpClient for Transport {
     }
 }
 
+/// Inside a component the requests wait on the host asynchronously, on wstd's reactor, so the
+/// SDK's concurrent futures (the parts of a multipart copy) have their requests in flight at
+/// once.
+#[cfg(target_arch = "wasm32")]
 impl HttpConnector for Transport {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let result = self.send(request);
+        let transport = self.clone();
+        HttpConnectorFuture::new(async move {
+            let out = Transport::request(&request)?;
+            let answer = transport.client.exchange_async(
+                Idempotence::Safe,
+                || Ok(out.clone()),
+                transport.replayed(),
+                |pollable| async move { wstd::runtime::AsyncPollable::new(pollable).wait_for().await },
+                |wait| async move {
+                    wstd::task::sleep(wait.into()).await;
+                },
+            );
+            response(answer.await.map_err(connector_error)?)
+        })
+    }
+}
+
+/// Built natively (the benchmarks' baseline), each request blocks the calling thread.
+#[cfg(not(target_arch = "wasm32"))]
+impl HttpConnector for Transport {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let result = Transport::request(&request).and_then(|out| {
+            let answer = self.client.exchange(Idempotence::Safe, || Ok(out.clone()), self.replayed());
+            response(answer.map_err(connector_error)?)
+        });
         HttpConnectorFuture::new(async move { result })
     }
 }

@@ -222,13 +222,62 @@ impl Client {
 
     /// Sends `request` once and returns the status and headers, with the body left to stream.
     pub fn open(&self, request: &Request) -> Result<(Head, BodyStream), Failure> {
-        if request.headers.contains_key("x-regstore-invalid-header") {
-            return Err(Failure::Invalid(format!(
-                "{} {}: a header cannot be sent over HTTP",
-                request.method, request.url
-            )));
-        }
+        check(request)?;
         transport::open(self, request)
+    }
+
+    /// As [`Client::exchange`], for an async caller that wants several requests in flight:
+    /// instead of blocking, it waits for the network through `ready` (which resolves when the
+    /// pollable it is given is ready) and between tries through `pause`.
+    #[cfg(target_arch = "wasm32")]
+    pub async fn exchange_async<R, P>(
+        &self,
+        idempotence: crate::retry::Idempotence,
+        build: impl FnMut() -> regstore_sdk::Result<Request>,
+        replayed: impl FnMut(),
+        ready: impl Fn(wasip2::io::poll::Pollable) -> R,
+        pause: impl Fn(Duration) -> P,
+    ) -> Result<Response, crate::retry::Failed>
+    where
+        R: Future<Output = ()>,
+        P: Future<Output = ()>,
+    {
+        let ready = &ready;
+        let attempt = |request: Request| async move {
+            let response = self.send_async(&request, ready).await?;
+            Ok((Head { status: response.status, headers: response.headers.clone() }, response))
+        };
+        self.retried_with(idempotence, build, replayed, attempt, pause).await
+    }
+
+    /// One try of [`Client::exchange_async`]: the request sent, the whole answer read.
+    #[cfg(target_arch = "wasm32")]
+    async fn send_async<R: Future<Output = ()>>(
+        &self,
+        request: &Request,
+        ready: &impl Fn(wasip2::io::poll::Pollable) -> R,
+    ) -> Result<Response, Failure> {
+        check(request)?;
+        let pending = wasi::start(self, request)?;
+        ready(pending.pollable()).await;
+        let (head, mut body) = pending.finish(self)?;
+        let mut data = Vec::new();
+        loop {
+            match body.read_available(1 << 20, &mut data)? {
+                wasi::Available::More => {}
+                wasi::Available::Wait => {
+                    if let Some(pollable) = body.pollable() {
+                        ready(pollable).await;
+                    }
+                }
+                wasi::Available::End => {
+                    // A failure after some bytes ends the body first and is reported next.
+                    body.read_available(0, &mut data)?;
+                    break;
+                }
+            }
+        }
+        Ok(Response { status: head.status, headers: head.headers, body: data.into() })
     }
 
     /// What a transport's fault means, for the operator.
@@ -316,8 +365,21 @@ fn describe(fault: &Fault, endpoint: &str, service: &str, t: Timeouts, after_fir
     }
 }
 
+/// A response body that stopped after `received` bytes.
+fn body_cut(endpoint: &str, received: u64, cause: &str) -> Failure {
+    Failure::Cut(format!("the response from {endpoint} stopped after {received} bytes: {cause}"))
+}
+
 fn seconds(d: Duration) -> String {
     format!("{} s", d.as_secs_f64())
+}
+
+/// Refuses a request that [`Request::header`] marked as carrying a header HTTP cannot carry.
+fn check(request: &Request) -> Result<(), Failure> {
+    if request.headers.contains_key("x-regstore-invalid-header") {
+        return Err(Failure::Invalid(format!("{} {}: a header cannot be sent over HTTP", request.method, request.url)));
+    }
+    Ok(())
 }
 
 /// `scheme://authority` of a URL, for messages.

@@ -15,7 +15,7 @@ use http::{Method, StatusCode};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Timeout};
 
-use super::{Client, Failure, Fault, Head, Request, Timeouts, describe};
+use super::{Client, Failure, Fault, Head, Request, Timeouts, body_cut, describe};
 
 /// Makes HTTPS requests of this process trust the CAs in `files` (PEM) instead of Mozilla's
 /// roots. A file that cannot be read or holds no certificate is an error naming it.
@@ -152,10 +152,7 @@ impl BodyStream {
                         _ => Fault::Other(e.to_string()),
                     };
                     let cause = describe(&fault, &self.endpoint, "", self.timeouts, true).cause().to_string();
-                    let failure = Failure::Cut(format!(
-                        "the response from {} stopped after {} bytes: {cause}",
-                        self.endpoint, self.received
-                    ));
+                    let failure = body_cut(&self.endpoint, self.received, &cause);
                     if out.is_empty() {
                         return Err(failure);
                     }

@@ -7,15 +7,59 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use wasip2::http::outgoing_handler;
+use wasip2::http::types::FutureIncomingResponse;
 use wasip2::http::types::{
     ErrorCode, Fields, IncomingBody, IncomingResponse, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
+use wasip2::io::poll::Pollable;
 use wasip2::io::streams::{InputStream, StreamError};
 
-use super::{Client, Failure, Fault, Head, Request, Timeouts, describe};
+use super::{Client, Failure, Fault, Head, Request, Timeouts, body_cut, describe};
 
 /// Sends `request` once over `wasi:http` and returns the head, with the body left to stream.
 pub(super) fn open(client: &Client, request: &Request) -> Result<(Head, BodyStream), Failure> {
+    let pending = start(client, request)?;
+    pending.pollable().block();
+    pending.finish(client)
+}
+
+/// A request whose body is sent and whose answer is awaited: the pollable says when it came.
+pub struct Pending {
+    future: FutureIncomingResponse,
+    /// Why sending the body failed, if it did: reported unless the answer says better.
+    send_error: Option<String>,
+}
+
+impl Pending {
+    /// Ready when the answer (or its failure) is there.
+    pub fn pollable(&self) -> Pollable {
+        self.future.subscribe()
+    }
+
+    /// The answer's head, with the body left to stream; call it once the pollable is ready.
+    pub(super) fn finish(self, client: &Client) -> Result<(Head, BodyStream), Failure> {
+        let incoming = match self.future.get() {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(code))) => return Err(client.failure(&fault(&code), false)),
+            Some(Err(())) | None => {
+                return Err(Failure::Unreachable(format!("no response from {}", client.endpoint())));
+            }
+        };
+        if let Some(cause) = self.send_error {
+            // The server answered before taking the whole body (an early error status): the
+            // answer stands, the body was not needed.
+            if !(400..600).contains(&incoming.status()) {
+                return Err(Failure::Cut(format!("sending the request body to {}: {cause}", client.endpoint())));
+            }
+        }
+        let head = head(&incoming);
+        let stream = BodyStream::new(incoming, client.endpoint().to_string(), client.timeouts.idle)?;
+        Ok((head, stream))
+    }
+}
+
+/// Sends `request` (its body included) without waiting for the answer.
+pub(super) fn start(client: &Client, request: &Request) -> Result<Pending, Failure> {
     let url = request.url.as_str();
     let (scheme, rest) =
         url.split_once("://").ok_or_else(|| Failure::Invalid(format!("{url} is not an absolute URL")))?;
@@ -62,24 +106,7 @@ pub(super) fn open(client: &Client, request: &Request) -> Result<(Head, BodyStre
     // remembered, but the response's own error says better what happened.
     let write_error = write_body(&body, &request.body).err();
     let finish_error = OutgoingBody::finish(body, None).err();
-    future.subscribe().block();
-    let incoming = match future.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(client.failure(&fault(&code), false)),
-        Some(Err(())) | None => {
-            return Err(Failure::Unreachable(format!("no response from {}", client.endpoint())));
-        }
-    };
-    if let Some(cause) = write_error.or(finish_error.map(|e| format!("{e:?}"))) {
-        // The server answered before taking the whole body (an early error status): the
-        // answer stands, the body was not needed.
-        if !(400..600).contains(&incoming.status()) {
-            return Err(Failure::Cut(format!("sending the request body to {}: {cause}", client.endpoint())));
-        }
-    }
-    let head = head(&incoming);
-    let stream = BodyStream::new(incoming, client.endpoint().to_string(), client.timeouts.idle)?;
-    Ok((head, stream))
+    Ok(Pending { future, send_error: write_error.or(finish_error.map(|e| format!("{e:?}"))) })
 }
 
 fn head(incoming: &IncomingResponse) -> Head {
@@ -91,6 +118,16 @@ fn head(incoming: &IncomingResponse) -> Head {
         }
     }
     Head { status, headers }
+}
+
+/// What a read without waiting found.
+pub(crate) enum Available {
+    /// Bytes were added; more may follow.
+    More,
+    /// Nothing has arrived yet: wait for the stream's pollable.
+    Wait,
+    /// The body is over (or failed after some bytes, reported by the next read).
+    End,
 }
 
 /// A response body being received.
@@ -123,44 +160,67 @@ impl BodyStream {
 
     /// Up to `max` bytes (fewer only at the end); empty at the end of the body.
     pub fn read(&mut self, max: usize) -> Result<Vec<u8>, Failure> {
+        let mut out = Vec::new();
+        loop {
+            match self.read_available(max - out.len(), &mut out)? {
+                Available::More if out.len() < max => {}
+                Available::Wait => {
+                    if let Some(stream) = &self.stream {
+                        stream.subscribe().block();
+                    }
+                }
+                Available::More | Available::End => return Ok(out),
+            }
+        }
+    }
+
+    /// Appends to `out` what has arrived, up to `max` bytes, without waiting.
+    pub(crate) fn read_available(&mut self, max: usize, out: &mut Vec<u8>) -> Result<Available, Failure> {
         if let Some(failure) = self.failed.take() {
             return Err(failure);
         }
-        let mut out = Vec::new();
-        while out.len() < max {
-            let Some(stream) = &self.stream else { break };
-            match stream.blocking_read((max - out.len()) as u64) {
-                Ok(chunk) => {
-                    self.received += chunk.len() as u64;
-                    if out.is_empty() {
-                        out = chunk;
-                    } else {
-                        out.extend_from_slice(&chunk);
-                    }
+        let Some(stream) = &self.stream else { return Ok(Available::End) };
+        if max == 0 {
+            return Ok(Available::More);
+        }
+        match stream.read(max as u64) {
+            Ok(chunk) if chunk.is_empty() => Ok(Available::Wait),
+            Ok(chunk) => {
+                self.received += chunk.len() as u64;
+                if out.is_empty() {
+                    *out = chunk;
+                } else {
+                    out.extend_from_slice(&chunk);
                 }
-                Err(StreamError::Closed) => self.finish(),
-                Err(StreamError::LastOperationFailed(e)) => {
-                    self.finish();
-                    let cause = match wasip2::http::types::http_error_code(&e) {
-                        Some(code) => {
-                            let timeouts = Timeouts { idle: self.idle, ..Timeouts::default() };
-                            describe(&fault(&code), &self.endpoint, "", timeouts, true).cause().to_string()
-                        }
-                        None => e.to_debug_string(),
-                    };
-                    let failure = Failure::Cut(format!(
-                        "the response from {} stopped after {} bytes: {cause}",
-                        self.endpoint, self.received
-                    ));
-                    if out.is_empty() {
-                        return Err(failure);
+                Ok(Available::More)
+            }
+            Err(StreamError::Closed) => {
+                self.finish();
+                Ok(Available::End)
+            }
+            Err(StreamError::LastOperationFailed(e)) => {
+                self.finish();
+                let cause = match wasip2::http::types::http_error_code(&e) {
+                    Some(code) => {
+                        let timeouts = Timeouts { idle: self.idle, ..Timeouts::default() };
+                        describe(&fault(&code), &self.endpoint, "", timeouts, true).cause().to_string()
                     }
-                    self.failed = Some(failure);
-                    break;
+                    None => e.to_debug_string(),
+                };
+                let failure = body_cut(&self.endpoint, self.received, &cause);
+                if out.is_empty() {
+                    return Err(failure);
                 }
+                // The bytes read stand; the next read reports the failure.
+                self.failed = Some(failure);
+                Ok(Available::End)
             }
         }
-        Ok(out)
+    }
+
+    /// Ready when more of the body (or its end) has arrived; `None` at the end.
+    pub fn pollable(&self) -> Option<Pollable> {
+        self.stream.as_ref().map(InputStream::subscribe)
     }
 
     /// Bytes of the body received so far.
