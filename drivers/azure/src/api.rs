@@ -86,17 +86,6 @@ impl Blobs {
     /// Sends the request `build` makes, retried, signed anew per try. A 401 with a cached token
     /// gets one more try with a fresh token.
     pub fn call(&self, what: &str, idempotence: Idempotence, build: impl Fn(&Blobs) -> Request) -> Result<Response> {
-        self.call_noting_replays(what, idempotence, build).map(|(response, _)| response)
-    }
-
-    /// As [`Blobs::call`], also saying whether the request was sent again after an answer that
-    /// was lost or a 5xx (the service may have applied it already).
-    pub fn call_noting_replays(
-        &self,
-        what: &str,
-        idempotence: Idempotence,
-        build: impl Fn(&Blobs) -> Request,
-    ) -> Result<(Response, bool)> {
         let refresh = || {
             let token = matches!(self.auth, Auth::Token { .. });
             if token {
@@ -161,17 +150,13 @@ impl Blobs {
     /// (or had changed).
     pub fn delete_blob(&self, key: &str, etag: Option<&str>) -> Result<bool> {
         let url = self.blob_url(key);
-        let (response, replayed) = self.call_noting_replays("deleting a blob", Idempotence::Safe, |b| {
+        let response = self.call("deleting a blob", Idempotence::Safe, |b| {
             let request = b.request(Method::DELETE, &url);
             match etag {
                 Some(etag) => request.header("if-match", etag),
                 None => request,
             }
         })?;
-        // A retry after a lost answer finds the blob gone: the first try deleted it.
-        if is_404(&response) && replayed && etag.is_none() {
-            return Ok(true);
-        }
         if is_404(&response) || response.status == StatusCode::PRECONDITION_FAILED {
             return Ok(false);
         }

@@ -208,8 +208,13 @@ impl Driver for Azure {
     fn delete(&self, path: &str) -> Result<()> {
         let b = &self.blobs;
         // The blob at exactly the key, and everything under `key/`, never `keysuffix` (D6).
+        // Whether the blob is there comes from asking first, not from the DELETE's status: a
+        // DELETE whose answer was lost is sent again and meets 404 either way.
         let key = b.keys.key(path);
-        let mut found = !key.is_empty() && b.delete_blob(&key, None)?;
+        let mut found = !key.is_empty() && b.properties(&key)?.is_some();
+        if found {
+            b.delete_blob(&key, None)?;
+        }
         let prefix = b.keys.dir_prefix(path);
         loop {
             // Always the first page: the blobs of the last one are gone.

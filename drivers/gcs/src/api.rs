@@ -258,13 +258,9 @@ impl Api {
             Some(g) => format!("{}?ifGenerationMatch={g}", self.object_url(key)),
             None => self.object_url(key),
         };
-        let (response, replayed) = self
-            .auth
-            .call_noting_replays(&self.client, what, Idempotence::Safe, || Ok(self.request(Method::DELETE, &url)))?;
+        let response = self.call(what, Idempotence::Safe, || Ok(self.request(Method::DELETE, &url)))?;
         match response.status.as_u16() {
             200..=299 => Ok(true),
-            // A retry after a lost answer finds the object gone: the first try deleted it.
-            404 if replayed && generation.is_none() => Ok(true),
             404 | 412 => Ok(false),
             _ => Err(self.unexpected(what, &response)),
         }

@@ -153,18 +153,6 @@ impl Auth {
         idempotence: Idempotence,
         build: impl Fn() -> Result<Request>,
     ) -> Result<Response> {
-        self.call_noting_replays(client, what, idempotence, build).map(|(response, _)| response)
-    }
-
-    /// As [`Auth::call`], also saying whether the request was sent again after an answer that
-    /// was lost or a 5xx (the server may have applied it already).
-    pub fn call_noting_replays(
-        &self,
-        client: &Client,
-        what: &str,
-        idempotence: Idempotence,
-        build: impl Fn() -> Result<Request>,
-    ) -> Result<(Response, bool)> {
         client.call_authorized(what, idempotence, || self.authorize(build()?), || self.invalidate())
     }
 

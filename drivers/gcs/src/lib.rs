@@ -241,7 +241,13 @@ impl Driver for Gcs {
         let gcs = &self.inner;
         let what = format!("deleting {path}");
         // The object at exactly the key, and everything under `key/`, never `keysuffix` (D6).
-        let mut found = gcs.api.delete(&gcs.keys.key(path), None, &what)?;
+        // Whether the object is there comes from asking first, not from the DELETE's status: a
+        // DELETE whose answer was lost is sent again and meets 404 either way.
+        let key = gcs.keys.key(path);
+        let mut found = gcs.api.get(&key, &what)?.is_some();
+        if found {
+            gcs.api.delete(&key, None, &what)?;
+        }
         let prefix = gcs.keys.dir_prefix(path);
         let mut token = None;
         loop {

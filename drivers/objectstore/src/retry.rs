@@ -140,26 +140,19 @@ impl Client {
     }
 
     /// As [`Client::call`] for a request carrying credentials: after a 401, when `refresh`
-    /// drops a cached token (and says so), the request is made and sent once more. Also says
-    /// whether any try was a replay (see [`Client::exchange`]): a `404` to a DELETE that was
-    /// replayed means the first try deleted it.
+    /// drops a cached token (and says so), the request is made and sent once more.
     pub fn call_authorized(
         &self,
         what: &str,
         idempotence: Idempotence,
         build: impl Fn() -> Result<Request>,
         refresh: impl FnOnce() -> bool,
-    ) -> Result<(Response, bool)> {
-        let mut replayed = false;
-        let send = |replayed: &mut bool| {
-            self.exchange(idempotence, &build, &mut || *replayed = true)
-                .map_err(|e| Error::other(format!("{what}: {e}")))
-        };
-        let response = send(&mut replayed)?;
+    ) -> Result<Response> {
+        let response = self.call(what, idempotence, &build)?;
         if response.status == StatusCode::UNAUTHORIZED && refresh() {
-            return Ok((send(&mut replayed)?, replayed));
+            return self.call(what, idempotence, &build);
         }
-        Ok((response, replayed))
+        Ok(response)
     }
 
     /// As [`Client::call`], for a caller with words of its own for a failure. `replayed` is told
