@@ -1,6 +1,7 @@
 //! Retries with exponential backoff and full jitter, honouring `Retry-After`, bounded both in
 //! tries and in time so that a dead endpoint fails a call quickly.
 
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
@@ -109,6 +110,32 @@ fn random_u64() -> u64 {
     });
 }
 
+/// Why the retry loop ended without an answer: the request could not be made, or no try got
+/// a usable answer.
+pub(crate) enum Stop<E> {
+    Build(E),
+    Failed(Failed),
+}
+
+impl Stop<Error> {
+    /// The builder's error as it is; a failure in the caller's words (`what`).
+    fn into_error(self, what: &str) -> Error {
+        match self {
+            Stop::Build(e) => e,
+            Stop::Failed(failed) => Error::other(format!("{what}: {failed}")),
+        }
+    }
+}
+
+impl Stop<Infallible> {
+    pub(crate) fn into_failed(self) -> Failed {
+        match self {
+            Stop::Build(never) => match never {},
+            Stop::Failed(failed) => failed,
+        }
+    }
+}
+
 /// A request that got no usable answer: the last failure, and how many tries it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failed {
@@ -136,7 +163,17 @@ impl Client {
         idempotence: Idempotence,
         build: impl FnMut() -> Result<Request>,
     ) -> Result<Response> {
-        self.exchange(idempotence, build, &mut || {}).map_err(|e| Error::other(format!("{what}: {e}")))
+        self.retried(
+            idempotence,
+            build,
+            || {},
+            |client, request| {
+                let response = client.send(request)?;
+                let head = Head { status: response.status, headers: response.headers.clone() };
+                Ok((head, response))
+            },
+        )
+        .map_err(|stop| stop.into_error(what))
     }
 
     /// As [`Client::call`] for a request carrying credentials: after a 401, when `refresh`
@@ -161,33 +198,44 @@ impl Client {
     pub fn exchange(
         &self,
         idempotence: Idempotence,
-        build: impl FnMut() -> Result<Request>,
+        mut build: impl FnMut() -> Request,
         replayed: impl FnMut(),
     ) -> std::result::Result<Response, Failed> {
-        self.retried(idempotence, build, replayed, |client, request| {
-            let response = client.send(request)?;
-            let head = Head { status: response.status, headers: response.headers.clone() };
-            Ok((head, response))
-        })
+        let outcome = self.retried(
+            idempotence,
+            || Ok::<_, Infallible>(build()),
+            replayed,
+            |client, request| {
+                let response = client.send(request)?;
+                let head = Head { status: response.status, headers: response.headers.clone() };
+                Ok((head, response))
+            },
+        );
+        outcome.map_err(Stop::into_failed)
     }
 
     /// As [`Client::call`], with the body left to stream (for reads): only the status and the
     /// headers are awaited.
     pub fn call_streaming(&self, what: &str, build: impl FnMut() -> Result<Request>) -> Result<(Head, BodyStream)> {
-        self.retried(Idempotence::Safe, build, &mut || {}, |client, request| {
-            let (head, body) = client.open(request)?;
-            Ok((head.clone(), (head, body)))
-        })
-        .map_err(|e| Error::other(format!("{what}: {e}")))
+        self.retried(
+            Idempotence::Safe,
+            build,
+            || {},
+            |client, request| {
+                let (head, body) = client.open(request)?;
+                Ok((head.clone(), (head, body)))
+            },
+        )
+        .map_err(|stop| stop.into_error(what))
     }
 
-    fn retried<T>(
+    fn retried<T, E>(
         &self,
         idempotence: Idempotence,
-        build: impl FnMut() -> Result<Request>,
+        build: impl FnMut() -> std::result::Result<Request, E>,
         replayed: impl FnMut(),
         mut attempt: impl FnMut(&Client, &Request) -> std::result::Result<(Head, T), Failure>,
-    ) -> std::result::Result<T, Failed> {
+    ) -> std::result::Result<T, Stop<E>> {
         let tries = self.retried_with(
             idempotence,
             build,
@@ -203,14 +251,14 @@ impl Client {
 
     /// The retry loop, for blocking and for async callers alike: `attempt` makes one try,
     /// `pause` waits between tries.
-    pub(crate) async fn retried_with<T, A, P>(
+    pub(crate) async fn retried_with<T, E, A, P>(
         &self,
         idempotence: Idempotence,
-        mut build: impl FnMut() -> Result<Request>,
+        mut build: impl FnMut() -> std::result::Result<Request, E>,
         mut replayed: impl FnMut(),
         mut attempt: impl FnMut(Request) -> A,
         pause: impl Fn(Duration) -> P,
-    ) -> std::result::Result<T, Failed>
+    ) -> std::result::Result<T, Stop<E>>
     where
         A: Future<Output = std::result::Result<(Head, T), Failure>>,
         P: Future<Output = ()>,
@@ -222,7 +270,9 @@ impl Client {
         let mut tries = 0;
         loop {
             tries += 1;
-            let request = build().map_err(|e| Failed { failure: Failure::Invalid(e.to_string()), tries })?;
+            // A request that cannot be made (credentials that cannot be had) ends the loop with
+            // the builder's own error.
+            let request = build().map_err(Stop::Build)?;
             let began = Instant::now();
             let outcome = attempt(request).await;
             let took = began.elapsed();
@@ -249,7 +299,7 @@ impl Client {
                         && (idempotence == Idempotence::Safe || !failure.may_have_applied())
                         && self.may_retry(tries, spent, wait);
                     if !retry {
-                        return Err(Failed { failure, tries });
+                        return Err(Stop::Failed(Failed { failure, tries }));
                     }
                     if failure.may_have_applied() {
                         replayed();

@@ -120,7 +120,7 @@ impl HttpConnector for Transport {
             let out = Transport::request(&request)?;
             let answer = transport.client.exchange_async(
                 Idempotence::Safe,
-                || Ok(out.clone()),
+                || out.clone(),
                 transport.replayed(),
                 |pollable| async move { wstd::runtime::AsyncPollable::new(pollable).wait_for().await },
                 |wait| async move {
@@ -137,7 +137,7 @@ impl HttpConnector for Transport {
 impl HttpConnector for Transport {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let result = Transport::request(&request).and_then(|out| {
-            let answer = self.client.exchange(Idempotence::Safe, || Ok(out.clone()), self.replayed());
+            let answer = self.client.exchange(Idempotence::Safe, || out.clone(), self.replayed());
             response(answer.map_err(connector_error)?)
         });
         HttpConnectorFuture::new(async move { result })

@@ -233,7 +233,7 @@ impl Client {
     pub async fn exchange_async<R, P>(
         &self,
         idempotence: crate::retry::Idempotence,
-        build: impl FnMut() -> regstore_sdk::Result<Request>,
+        mut build: impl FnMut() -> Request,
         replayed: impl FnMut(),
         ready: impl Fn(wasip2::io::poll::Pollable) -> R,
         pause: impl Fn(Duration) -> P,
@@ -247,7 +247,8 @@ impl Client {
             let response = self.send_async(&request, ready).await?;
             Ok((Head { status: response.status, headers: response.headers.clone() }, response))
         };
-        self.retried_with(idempotence, build, replayed, attempt, pause).await
+        let build = || Ok::<_, std::convert::Infallible>(build());
+        self.retried_with(idempotence, build, replayed, attempt, pause).await.map_err(crate::retry::Stop::into_failed)
     }
 
     /// One try of [`Client::exchange_async`]: the request sent, the whole answer read.
