@@ -1,9 +1,11 @@
 //! `regstore conformance`: the suite against any registered or file-given driver.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use clap::Args;
-use regstore::{Registry, StorageDriver};
+use regstore::{DEFAULT_MEMORY, Description, MEMORY_LIMIT_TRAP, Registry, Sandbox, StorageDriver};
+use regstore_testsuite::runner::Summary;
 use regstore_testsuite::{Config, DriverFactory};
 use serde_json::Value;
 
@@ -39,7 +41,8 @@ pub async fn run(registry: &Registry, args: ConformanceArgs) -> Result<(), Failu
         }
         return Ok(());
     }
-    let setting = args.driver.setting(registry).await?;
+    let mut setting = args.driver.setting(registry).await?;
+    let scratch = grant_scratch_root(registry, &mut setting).await?;
     // Fail early, with the driver's own message, if it cannot even be built.
     let probe = open_setting(registry, &setting).await?;
     println!("conformance of {} ({})", probe.name(), args.driver.origin());
@@ -91,7 +94,74 @@ pub async fn run(registry: &Registry, args: ConformanceArgs) -> Result<(), Failu
     for root in roots.lock().unwrap().iter() {
         let _ = std::fs::remove_dir(root);
     }
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir(dir);
+    }
+    for hint in hints(&summary, &sandbox, &description, large_stream_size) {
+        println!("hint: {hint}");
+    }
     if summary.failed > 0 { Err(Failure::Silent) } else { Ok(()) }
+}
+
+/// The suite hands the driver a fresh root for every test under `rootdirectory`: it makes that
+/// directory (a scratch one under the system's temporary directory when none is given) and, if
+/// the driver declares it as a directory it writes and the operator did not grant it, grants it
+/// for the run and says so. Returns the scratch directory it made.
+async fn grant_scratch_root(registry: &Registry, setting: &mut Setting) -> Result<Option<PathBuf>, Failure> {
+    let mut scratch = None;
+    if !setting.params.contains_key("rootdirectory") {
+        let dir = std::env::temp_dir().join(format!("regstore-conformance-{}", unique()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failure::Message(format!("cannot make a scratch root {}: {e}", dir.display())))?;
+        println!("rootdirectory {} (a scratch directory; --param rootdirectory=DIR to choose)", dir.display());
+        setting.params.insert("rootdirectory".into(), Value::String(dir.display().to_string()));
+        scratch = Some(dir);
+    }
+    let root = setting.params.get("rootdirectory").and_then(Value::as_str).unwrap_or_default().to_string();
+    let Ok(plan) = registry.plan(&setting.name, &setting.params, &setting.sandbox).await else {
+        // Opening the driver reports its parameter error in its own words.
+        return Ok(scratch);
+    };
+    let declared = plan.description.requirements.read_write_dirs.iter().any(|d| Path::new(d) == Path::new(&root));
+    let granted = plan.trusted
+        || setting.sandbox.grant_requested
+        || setting.sandbox.dirs.iter().any(|dir| Path::new(&root).starts_with(dir));
+    if declared && !granted {
+        std::fs::create_dir_all(&root).map_err(|e| Failure::Message(format!("cannot make {root}: {e}")))?;
+        println!("granting {root} read-write for this run: the suite's per-test roots are made under it");
+        setting.sandbox.dirs.push(PathBuf::from(&root));
+    }
+    Ok(scratch)
+}
+
+/// What to try when tests failed for a reason the operator can change.
+fn hints(summary: &Summary, sandbox: &Sandbox, description: &Description, large_stream: u64) -> Vec<String> {
+    let mut hints = Vec::new();
+    let at_limit: Vec<&str> =
+        summary.failures.iter().filter(|(_, why)| why.contains(MEMORY_LIMIT_TRAP)).map(|(n, _)| n.as_str()).collect();
+    if !at_limit.is_empty() {
+        let now = sandbox.memory_limit.map_or(description.requirements.memory_bytes.min(DEFAULT_MEMORY), |m| m as u64);
+        let more = (now >> 20).saturating_mul(2).max(512);
+        hints.push(format!(
+            "{} failed at the memory limit of {} MiB ({}): run with --memory-limit {more}, and declare it in the \
+             driver's describe (memory-bytes) once it is known",
+            at_limit.join(", "),
+            now >> 20,
+            if description.requirements.memory_bytes > now {
+                "less than the driver declares"
+            } else {
+                "what the driver declares"
+            },
+        ));
+    }
+    if summary.failures.iter().any(|(name, _)| name == "TestWriteReadLargeStreams") {
+        hints.push(format!(
+            "TestWriteReadLargeStreams failed streaming {} MiB: if the backend cannot hold that, try \
+             --large-stream-size BYTES, and declare the driver's max-object-size",
+            large_stream >> 20
+        ));
+    }
+    hints
 }
 
 /// distribution's 5 GiB, or 1 GiB for a driver that talks only to loopback endpoints:

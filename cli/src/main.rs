@@ -8,6 +8,7 @@ mod describe;
 mod metrics;
 mod objects;
 mod report;
+mod wit;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,9 @@ enum Command {
     /// checked, each object published whole, and what is already there skipped (so a stopped
     /// copy resumes).
     Copy(copy::CopyArgs),
+    /// Print the driver contract (WIT), or write every version this host accepts, as WIT text
+    /// and binary WIT packages, for building a driver in any language.
+    Wit(wit::WitArgs),
 }
 
 /// Which driver to use, with what parameters, in what sandbox.
@@ -332,6 +336,7 @@ fn run() -> ExitCode {
             Command::Walk(args) => objects::walk(&registry, args).await,
             Command::Url(args) => objects::url(&registry, args).await,
             Command::Copy(args) => copy::run(&registry, args).await,
+            Command::Wit(args) => wit::run(args),
         }
     });
     // Instances may still be running guest code on blocking threads; do not wait for them.

@@ -105,6 +105,32 @@ async fn a_component_importing_what_drivers_may_not() {
 }
 
 #[tokio::test]
+async fn a_component_importing_a_wasi_interface_outside_the_world() {
+    let wat = r#"(component
+        (import "wasi:http/incoming-handler@0.2.0" (instance))
+        (instance $driver)
+        (export "registry:storage/driver@0.2.0" (instance $driver)))"#;
+    let message = load_error(&wat::parse_str(wat).unwrap()).await;
+    assert!(
+        message.contains("it imports wasi:http/incoming-handler@0.2.0, which is outside the storage-driver world"),
+        "{message}"
+    );
+}
+
+/// Language runtimes on wasi-libc import the sockets interfaces whatever they use; they link
+/// (every socket operation is refused at run time), so only the exports are wrong here.
+#[tokio::test]
+async fn sockets_imports_link() {
+    let wat = r#"(component
+        (import "wasi:sockets/tcp@0.2.9" (instance))
+        (instance $driver)
+        (export "registry:storage/driver@0.2.0" (instance $driver)))"#;
+    let message = load_error(&wat::parse_str(wat).unwrap()).await;
+    assert!(!message.contains("sockets"), "{message}");
+    assert!(message.contains("exports do not match"), "{message}");
+}
+
+#[tokio::test]
 async fn a_missing_file() {
     let err = Registry::empty().register_file(None, Path::new("/nonexistent/driver.wasm")).await.unwrap_err();
     assert!(matches!(err, Error::Load { .. }), "{err:?}");
@@ -141,4 +167,45 @@ async fn a_driver_file_registers_under_its_name() {
     assert_eq!(driver.get_content("/x").await.unwrap(), b"y");
     // Its own Name() is what errors carry.
     assert_eq!(driver.get_content("/nope").await.unwrap_err().to_string(), "inmemory: Path not found: /nope");
+}
+
+/// `regstore wit --out DIR` writes the contract as the repository (and the SDK, which links it)
+/// carries it: the same files, byte for byte. After a change to the WIT, regenerate the binary
+/// packages with `regstore wit --out wit`.
+#[test]
+fn regstore_wit_writes_what_the_repository_carries() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_regstore"))
+        .args(["wit", "--out"])
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+    let written = files(out.path());
+    assert_eq!(written, files(&repo), "regstore wit and wit/ hold different files");
+    for file in &written {
+        let (ours, theirs) = (std::fs::read(out.path().join(file)).unwrap(), std::fs::read(repo.join(file)).unwrap());
+        assert!(ours == theirs, "{file} differs from wit/{file}; run `regstore wit --out wit`");
+    }
+    assert!(written.iter().any(|f| f.ends_with(".wasm")), "{written:?}");
+}
+
+/// Every file under `dir`, relative to it, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                found.push(path.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
 }

@@ -251,7 +251,41 @@ async fn a_spinning_guest_does_not_block_the_runtime() {
 async fn grow_memory_past_the_limit() {
     let e = attack("grow-memory", json!({}), sandbox()).await;
     assert_eq!(e.kind(), ErrorKind::Crashed, "{e}");
-    assert!(e.to_string().contains("memory"), "{e}");
+    assert!(e.to_string().contains(&format!("{} of 64 MiB", regstore::MEMORY_LIMIT_TRAP)), "{e}");
+    assert!(e.to_string().contains("--memory-limit"), "{e}");
+}
+
+/// A reader whose instance grows by every chunk it returns (256 MiB of them, against a limit
+/// of 64 MiB) reads to the end, every byte right: the host moves it, at the offset it reached,
+/// to a fresh instance before the old one meets its limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_moves_off_an_instance_that_outgrew_its_memory() {
+    let registry = registry().await;
+    let hostile = registry.create_with("hostile", &params(json!({})), sandbox()).await.unwrap();
+    let start = 3u64 << 20;
+    let mut reader = hostile.reader("/leaky-stream", start as i64).await.unwrap();
+    let mut at = start;
+    while let Some(chunk) = reader.read_chunk().await.unwrap_or_else(|e| panic!("at {at}: {e}")) {
+        assert!(chunk.iter().enumerate().all(|(i, b)| *b == ((at + i as u64) % 251) as u8), "wrong bytes at {at}");
+        at += chunk.len() as u64;
+    }
+    assert_eq!(at, 256 << 20);
+}
+
+/// A driver that keeps no state in memory, whose heap only grows (16 MiB a call, against a
+/// limit of 64 MiB), never meets the limit: its instance is replaced between calls once it has
+/// used half of it. Without that, the fourth call traps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_instance_is_recycled_before_its_limit() {
+    let registry = registry().await;
+    let hostile = registry.create_with("hostile", &params(json!({})), sandbox()).await.unwrap();
+    let mut most = 0;
+    for call in 0..20 {
+        let held = hostile.get_content("/leak").await.unwrap_or_else(|e| panic!("call {call}: {e}"));
+        let held: u32 = String::from_utf8_lossy(&held).split(' ').nth(1).unwrap().parse().unwrap();
+        most = most.max(held);
+    }
+    assert!(most <= 48, "an instance held {most} MiB of a 64 MiB limit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,7 @@ impl DriverComponent {
 
     fn link(runtime: &Runtime, component: Component) -> Result<Self, String> {
         let (wit_version, supported) = contract_version(runtime, &component)?;
+        check_imports(runtime, &component)?;
         let pre = runtime
             .linker
             .instantiate_pre(&component)
@@ -311,6 +312,61 @@ fn contract_version(runtime: &Runtime, component: &Component) -> Result<(String,
     }
 }
 
+/// The interfaces a driver may import, by `package/interface`, at any WASI 0.2 version. The
+/// sockets interfaces are linked because language runtimes built on wasi-libc (CPython under
+/// componentize-py, for one) import them whether or not they use them; the sandbox refuses every
+/// socket operation (docs/contract.md).
+const ALLOWED_IMPORTS: &[(&str, &[&str])] = &[
+    ("wasi:io", &["error", "poll", "streams"]),
+    ("wasi:clocks", &["monotonic-clock", "wall-clock"]),
+    ("wasi:random", &["random", "insecure", "insecure-seed"]),
+    (
+        "wasi:cli",
+        &[
+            "environment",
+            "exit",
+            "stdin",
+            "stdout",
+            "stderr",
+            "terminal-input",
+            "terminal-output",
+            "terminal-stdin",
+            "terminal-stdout",
+            "terminal-stderr",
+        ],
+    ),
+    ("wasi:filesystem", &["types", "preopens"]),
+    (
+        "wasi:sockets",
+        &["network", "instance-network", "tcp", "tcp-create-socket", "udp", "udp-create-socket", "ip-name-lookup"],
+    ),
+    ("wasi:http", &["types", "outgoing-handler"]),
+];
+
+/// Refuses a component that imports anything outside the `storage-driver` world, naming the
+/// first such import, before linking would fail with a less direct message.
+fn check_imports(runtime: &Runtime, component: &Component) -> Result<(), String> {
+    let ty = component.component_type();
+    for (name, _) in ty.imports(&runtime.engine) {
+        if !import_allowed(name) {
+            return Err(format!(
+                "it imports {name}, which is outside the storage-driver world (a driver may import WASI 0.2's io, \
+                 clocks, random, cli, filesystem and sockets, and wasi:http's types and outgoing-handler)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn import_allowed(name: &str) -> bool {
+    let (path, version) = name.split_once('@').unwrap_or((name, ""));
+    let Some((package, interface)) = path.split_once('/') else { return false };
+    let wasi_0_2 = version
+        .strip_prefix("0.2.")
+        .is_some_and(|patch| patch.split(['-', '+']).next().is_some_and(|p| p.parse::<u64>().is_ok()));
+    wasi_0_2 && ALLOWED_IMPORTS.iter().any(|(p, interfaces)| *p == package && interfaces.contains(&interface))
+}
+
 /// Semver compatibility: the same major, and below 1.0 the same minor.
 fn compatible(theirs: &str, ours: &str) -> bool {
     let parts = |v: &str| -> Option<(u64, u64)> {
@@ -331,6 +387,19 @@ pub(crate) fn one_line(e: &wasmtime::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn imports_outside_the_world_are_refused() {
+        assert!(super::import_allowed("wasi:io/streams@0.2.0"));
+        assert!(super::import_allowed("wasi:sockets/tcp@0.2.9"));
+        assert!(super::import_allowed("wasi:http/outgoing-handler@0.2.6"));
+        assert!(!super::import_allowed("wasi:http/incoming-handler@0.2.6"));
+        assert!(!super::import_allowed("wasi:io/streams@0.3.0"));
+        assert!(!super::import_allowed("wasi:io/streams"));
+        assert!(!super::import_allowed("wasi:keyvalue/store@0.2.0"));
+        assert!(!super::import_allowed("evil:host/backdoor"));
+        assert!(!super::import_allowed("open"));
+    }
+
     #[test]
     fn versions_compatible_by_semver() {
         assert!(super::compatible("0.1.0", "0.1.0"));

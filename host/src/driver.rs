@@ -23,7 +23,7 @@ pub struct Driver {
 
 impl Driver {
     pub(crate) fn new(name: String, instance: Arc<Instance>, capabilities: Capabilities, limit: Option<usize>) -> Self {
-        let pool = std::sync::Mutex::new(vec![instance]);
+        let pool = Arc::new(Pool(std::sync::Mutex::new(vec![instance])));
         let base = Base::new(WasmDriver { name, pool, capabilities });
         let base = match limit {
             Some(calls) => base.with_max_concurrent_calls(calls),
@@ -35,17 +35,19 @@ impl Driver {
     /// How many instances serve this driver now (a pool grows under concurrent calls up to
     /// what its grants allow).
     pub fn instance_count(&self) -> usize {
-        self.base.inner().pool.lock().unwrap().len()
+        self.base.inner().pool.0.lock().unwrap().len()
     }
 }
 
 /// The wasm side of a driver: which instance serves a call, and the calls themselves.
 pub struct WasmDriver {
     name: String,
-    /// The instances serving this driver; one unless its grants allow a pool.
-    pool: std::sync::Mutex<Vec<Arc<Instance>>>,
+    pool: Arc<Pool>,
     capabilities: Capabilities,
 }
+
+/// The instances serving one driver; one unless its grants allow a pool.
+struct Pool(std::sync::Mutex<Vec<Arc<Instance>>>);
 
 /// Runs one guest call on `$instance` (entered with `$enter`): `$live` is the live instance
 /// inside `$call`. A trap or timeout becomes a `Crashed` error, the driver's own error the
@@ -72,18 +74,24 @@ fn plain<T>(outcome: wasmtime::Result<T>) -> Answer<T> {
 }
 
 impl WasmDriver {
+    async fn instance(&self) -> Result<Arc<Instance>> {
+        self.pool.instance().await
+    }
+}
+
+impl Pool {
     /// The instance for the next call: an idle one, or a new one while the pool may grow, or
     /// the least busy.
     async fn instance(&self) -> Result<Arc<Instance>> {
         let (least_busy, size) = {
-            let pool = self.pool.lock().unwrap();
+            let pool = self.0.lock().unwrap();
             (pool.iter().min_by_key(|i| i.busy()).expect("a pool is never empty").clone(), pool.len())
         };
         if least_busy.busy() == 0 || size >= least_busy.max_instances() {
             return Ok(least_busy);
         }
         let fresh = least_busy.sibling().await?;
-        let mut pool = self.pool.lock().unwrap();
+        let mut pool = self.0.lock().unwrap();
         if pool.len() < fresh.max_instances() {
             pool.push(fresh.clone());
         }
@@ -121,14 +129,11 @@ impl StorageDriver for WasmDriver {
     }
 
     async fn reader(&self, path: &str, offset: i64) -> Result<Box<dyn FileReader>> {
-        let instance = self.instance().await?;
-        let resource = guest_call!(self.name, instance.enter().await?, |live| live.exports.reader(
-            &mut live.store,
-            live.driver,
-            path,
-            offset
-        ))?;
-        Ok(Box::new(WasmReader { name: self.name.clone(), handle: instance.handle(resource), done: false }))
+        let (name, pool, path) = (self.name.clone(), self.pool.clone(), path.to_string());
+        // The base layer has refused a negative offset.
+        let mut reader = WasmReader { name, handle: None, pool, path, offset: offset.max(0) as u64, done: false };
+        reader.handle = Some(reader.open().await?);
+        Ok(Box::new(reader))
     }
 
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
@@ -194,10 +199,42 @@ impl StorageDriver for WasmDriver {
     }
 }
 
+/// A reader of a driver that keeps no state in memory moves to another instance, reopened at
+/// the offset it reached, when its own has outgrown its memory (see
+/// `Instance::should_recycle`): the instance can then be replaced, so a long stream from a
+/// runtime whose heap only grows as it returns data (componentize-py keeps every returned
+/// list) never meets the limit. Reopening at an offset is what distribution's own file reader
+/// does on every seek.
 struct WasmReader {
     name: String,
-    handle: Handle,
+    /// None once a move to another instance failed: the stream cannot go on.
+    handle: Option<Handle>,
+    pool: Arc<Pool>,
+    path: String,
+    /// Where the next byte comes from.
+    offset: u64,
     done: bool,
+}
+
+impl WasmReader {
+    /// Opens the guest's reader at the offset reached, on the instance the pool picks, and
+    /// releases the one it had.
+    async fn open(&mut self) -> Result<Handle> {
+        let instance = self.pool.instance().await?;
+        // Released first, so that an outgrown instance, if it is picked again, has no handle
+        // left and is replaced before the reader opens there.
+        if let Some(old) = self.handle.take() {
+            old.instance.orphan(&old);
+        }
+        let (path, offset) = (self.path.as_str(), self.offset as i64);
+        let resource = guest_call!(self.name, instance.enter().await?, |live| live.exports.reader(
+            &mut live.store,
+            live.driver,
+            path,
+            offset
+        ))?;
+        Ok(instance.handle(resource))
+    }
 }
 
 #[async_trait]
@@ -206,21 +243,38 @@ impl FileReader for WasmReader {
         if self.done {
             return Ok(None);
         }
-        let r = self.handle.resource;
-        let chunk = guest_call!(self.name, self.handle.instance.enter_with(&self.handle).await?, |live| live
-            .exports
-            .read(&mut live.store, r, READ_CHUNK as u64))?;
+        let handle = match self.handle.take() {
+            Some(handle) if handle.instance.outgrown() => {
+                self.handle = Some(handle);
+                self.open().await?
+            }
+            Some(handle) => handle,
+            None => {
+                let detail = format!("reading {} failed to resume on a fresh instance; open it again", self.path);
+                return Err(regstore_api::Error::other(&self.name, detail));
+            }
+        };
+        let handle = self.handle.insert(handle);
+        let r = handle.resource;
+        let chunk = guest_call!(self.name, handle.instance.enter_with(handle).await?, |live| live.exports.read(
+            &mut live.store,
+            r,
+            READ_CHUNK as u64
+        ))?;
         if chunk.is_empty() {
             self.done = true;
             return Ok(None);
         }
+        self.offset += chunk.len() as u64;
         Ok(Some(chunk))
     }
 }
 
 impl Drop for WasmReader {
     fn drop(&mut self) {
-        self.handle.instance.orphan(&self.handle);
+        if let Some(handle) = &self.handle {
+            handle.instance.orphan(handle);
+        }
     }
 }
 

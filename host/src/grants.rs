@@ -126,7 +126,8 @@ pub(crate) fn reconcile(driver: &str, req: &Requirements, sandbox: &Sandbox, tru
     // The operator's CA files, read once for this driver, whatever it is.
     let tls = TlsTrust::with_ca_files(&sandbox.ca_files)
         .map_err(|detail| Error::InvalidParameter { driver: driver.to_string(), detail })?;
-    Ok(Grants { dirs, hosts, env, memory_limit, call_deadline, instances, max_concurrent_calls, tls })
+    let keeps_state = req.keeps_state;
+    Ok(Grants { dirs, hosts, env, memory_limit, call_deadline, instances, keeps_state, max_concurrent_calls, tls })
 }
 
 /// Creates the read-write directories granted, as distribution creates a missing root, and

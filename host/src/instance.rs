@@ -23,8 +23,11 @@ use regstore_api::Error;
 /// Crashes within [`CRASH_WINDOW`] after which an instance is no longer restarted.
 const CRASH_LIMIT: usize = 3;
 const CRASH_WINDOW: Duration = Duration::from_secs(60);
-/// Linear memory above which a stateless driver's instance is replaced after its call.
-const RECYCLE_ABOVE: usize = 64 << 20;
+/// How far a stateless driver's linear memory may grow past what it held once opened before
+/// the instance is replaced between calls. Wasm memory never shrinks: a big PutContent, or a
+/// language runtime whose heap creeps up call after call, would otherwise keep the high-water
+/// mark for good, and in the end meet the limit.
+const RECYCLE_GROWTH: usize = 64 << 20;
 /// How long past its deadline the host waits for a call that is stuck outside wasm (in a host
 /// call such as an HTTP request) before it abandons it.
 const DEADLINE_GRACE: Duration = Duration::from_secs(5);
@@ -35,6 +38,8 @@ pub(crate) struct Live {
     pub exports: Exports,
     pub driver: ResourceAny,
     generation: u64,
+    /// Linear memory once the driver was opened: what the instance needs to exist.
+    baseline: usize,
     /// Set while a call runs; still set at the next call means the last one was abandoned
     /// half-way (its future dropped), and the guest's state cannot be trusted.
     in_call: bool,
@@ -65,6 +70,9 @@ pub(crate) struct Instance {
     busy: AtomicUsize,
     /// Readers, writers and walkers handed out and not yet dropped.
     handles: AtomicUsize,
+    /// The live instance's linear memory after its last call, and once opened.
+    memory: AtomicUsize,
+    baseline: AtomicUsize,
 }
 
 impl Instance {
@@ -89,6 +97,8 @@ impl Instance {
             crashes: Mutex::new(VecDeque::new()),
             busy: AtomicUsize::new(0),
             handles: AtomicUsize::new(0),
+            memory: AtomicUsize::new(0),
+            baseline: AtomicUsize::new(0),
         };
         let name = {
             let mut session = instance.enter().await?;
@@ -161,13 +171,23 @@ impl Instance {
         Ok(session)
     }
 
-    /// A stateless driver's instance that grew large (a big PutContent or GetContent) is
-    /// replaced once no reader, writer or walker needs it, so its memory goes back to the
-    /// system instead of staying with the instance for good.
+    /// The instance of a driver that keeps no state in memory is replaced before a call once its
+    /// memory has grown [`RECYCLE_GROWTH`] past its baseline, or past half its limit, and no
+    /// reader, writer or walker needs it: its memory goes back to the system, and the next
+    /// call starts with the whole limit to use.
     fn should_recycle(&self, live: &Live) -> bool {
-        self.max_instances() > 1
-            && live.store.data().limits.memory > RECYCLE_ABOVE
-            && self.handles.load(Ordering::SeqCst) == 0
+        self.outgrows(live.store.data().limits.memory, live.baseline) && self.handles.load(Ordering::SeqCst) == 0
+    }
+
+    fn outgrows(&self, memory: usize, baseline: usize) -> bool {
+        !self.grants.keeps_state
+            && (memory > baseline.saturating_add(RECYCLE_GROWTH) || memory > self.grants.memory_limit / 2)
+    }
+
+    /// Whether this instance has grown enough to be replaced, as of its last call: a reader
+    /// open on it then moves to another instance (see `WasmReader`), so that it can be.
+    pub fn outgrown(&self) -> bool {
+        self.outgrows(self.memory.load(Ordering::SeqCst), self.baseline.load(Ordering::SeqCst))
     }
 
     fn discard(&self, slot: &mut Option<Live>) {
@@ -237,7 +257,17 @@ impl Instance {
             Err(_) => return Err(fail(format!("opening did not finish within its deadline of {deadline:?}"))),
         };
         store.data_mut().deadline = None;
-        Ok(Live { store, exports, driver, generation: self.generation.load(Ordering::SeqCst), in_call: false })
+        let baseline = store.data().limits.memory;
+        self.baseline.store(baseline, Ordering::SeqCst);
+        self.memory.store(baseline, Ordering::SeqCst);
+        Ok(Live {
+            store,
+            exports,
+            driver,
+            generation: self.generation.load(Ordering::SeqCst),
+            baseline,
+            in_call: false,
+        })
     }
 }
 
@@ -281,6 +311,7 @@ impl Session<'_> {
         let live = self.live();
         live.in_call = false;
         live.store.data_mut().deadline = None;
+        instance.memory.store(live.store.data().limits.memory, Ordering::SeqCst);
         let detail = match outcome {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(trap)) => trap_message(&trap, &live.store),

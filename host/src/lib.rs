@@ -43,4 +43,4 @@ pub use regstore_api::{
     Base, Capabilities, Error, ErrorKind, FileInfo, FileReader, FileWriter, FileWriterIo, ReaderIo, Result,
     StorageDriver, WalkControl, Walker,
 };
-pub use sandbox::{DirGrant, Grants, Sandbox};
+pub use sandbox::{DirGrant, Grants, MEMORY_LIMIT_TRAP, Sandbox};

@@ -70,6 +70,8 @@ pub struct Grants {
     pub memory_limit: usize,
     pub call_deadline: Duration,
     pub instances: usize,
+    /// The driver holds its content in memory: its instance is never replaced between calls.
+    pub keeps_state: bool,
     pub max_concurrent_calls: Option<usize>,
     /// The certificates its HTTPS requests trust, resolved once for the driver.
     pub tls: TlsTrust,
@@ -85,6 +87,7 @@ impl Grants {
             memory_limit,
             call_deadline: Duration::from_secs(30),
             instances: 1,
+            keeps_state: true,
             max_concurrent_calls: None,
             tls: TlsTrust::default(),
         }
@@ -127,6 +130,7 @@ impl HostState {
         let limits = Limits {
             inner: StoreLimitsBuilder::new().memory_size(grants.memory_limit).trap_on_grow_failure(true).build(),
             memory: 0,
+            limit: grants.memory_limit,
         };
         Ok(HostState {
             wasi: wasi.build(),
@@ -145,11 +149,24 @@ pub(crate) struct Limits {
     inner: StoreLimits,
     /// Bytes of linear memory the guest holds.
     pub memory: usize,
+    /// The most it may hold.
+    limit: usize,
 }
+
+/// The words of a trap at the memory limit; `regstore conformance` looks for them to suggest
+/// `--memory-limit`.
+pub const MEMORY_LIMIT_TRAP: &str = "the driver's memory reached its limit";
 
 impl wasmtime::ResourceLimiter for Limits {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = self.inner.memory_growing(current, desired, maximum)?;
+        let allowed = self.inner.memory_growing(current, desired, maximum).map_err(|_| {
+            wasmtime::Error::msg(format!(
+                "{MEMORY_LIMIT_TRAP} of {} MiB (it asked for {} MiB; raise the limit with --memory-limit \
+                 or Sandbox::memory_limit)",
+                self.limit >> 20,
+                desired.div_ceil(1 << 20)
+            ))
+        })?;
         if allowed {
             self.memory = self.memory.max(desired);
         }

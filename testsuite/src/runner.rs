@@ -9,11 +9,13 @@ use futures::StreamExt;
 use crate::{Config, DriverFactory, Outcome, Test, run_test};
 
 /// How a run ended.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Each failed test's name and why it failed.
+    pub failures: Vec<(String, String)>,
 }
 
 impl std::fmt::Display for Summary {
@@ -66,7 +68,9 @@ pub async fn run(
             }
             Err(why) => {
                 summary.failed += 1;
-                format!("FAIL {name} ({secs:.2}s): {why}")
+                let line = format!("FAIL {name} ({secs:.2}s): {why}");
+                summary.failures.push((name.clone(), why.to_string()));
+                line
             }
         };
         let _ = writeln!(out, "{line}");

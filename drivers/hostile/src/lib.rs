@@ -75,9 +75,24 @@ impl Hostile {
             "huge-list" => Ok(forged_list()),
             // Not an attack: far more output than a fixed capture buffer would hold.
             "chatter" => Ok(chatter()),
+            // Not an attack: a heap that only grows, as a language runtime's can, 16 MiB a call.
+            "leak" => Ok(leak()),
             other => Err(Error::not_found(format!("/{other}"))),
         }
     }
+}
+
+/// Keeps 16 MiB more for good, and says how much it holds.
+fn leak() -> Vec<u8> {
+    thread_local! {
+        static HOARD: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let held = HOARD.with(|hoard| {
+        let mut hoard = hoard.borrow_mut();
+        hoard.push(vec![1u8; 16 << 20]);
+        hoard.len() * 16
+    });
+    format!("holding {held} MiB").into_bytes()
 }
 
 /// Prints [`CHATTER_LINES`] lines to stderr.
@@ -193,7 +208,10 @@ impl Driver for Hostile {
         Ok(())
     }
 
-    fn reader(&self, _: &str, _: u64) -> Result<Box<dyn FileReader>> {
+    fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>> {
+        if path == "/leaky-stream" {
+            return Ok(Box::new(LeakyStream { offset }));
+        }
         Ok(Box::new(Endless))
     }
 
@@ -227,6 +245,24 @@ struct Endless;
 impl FileReader for Endless {
     fn read(&mut self, len: usize) -> Result<Vec<u8>> {
         Ok(vec![7u8; len.min(4096)])
+    }
+}
+
+/// Not an attack: 256 MiB whose byte at offset `i` is `i % 251`, served by a reader that keeps a
+/// copy of every chunk it returns, as componentize-py's runtime does.
+struct LeakyStream {
+    offset: u64,
+}
+
+const LEAKY_STREAM_SIZE: u64 = 256 << 20;
+
+impl FileReader for LeakyStream {
+    fn read(&mut self, len: usize) -> Result<Vec<u8>> {
+        let end = (self.offset + len as u64).min(LEAKY_STREAM_SIZE);
+        let chunk: Vec<u8> = (self.offset..end).map(|i| (i % 251) as u8).collect();
+        self.offset = end;
+        std::mem::forget(black_box(chunk.clone()));
+        Ok(chunk)
     }
 }
 

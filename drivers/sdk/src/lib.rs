@@ -34,12 +34,14 @@ pub mod bindings {
 /// Raw bindings of the previous contract, `registry:storage@0.1.0`, for [`export_driver_v0_1!`].
 pub mod bindings_v0_1 {
     // A world of another name: wit-bindgen's exported macros are named after the world, and
-    // both versions' macros live at this crate's root.
+    // both versions' macros live at this crate's root. Its name has no segment that starts
+    // with a digit (`v0-1` would): older component tooling, cargo-component 0.21's among them,
+    // refuses such a name in the custom section every SDK driver carries.
     wit_bindgen::generate!({
         path: "wit/0.1.0",
         inline: "package regstore:sdk;
-                 world storage-driver-v0-1 { include registry:storage/storage-driver@0.1.0; }",
-        world: "regstore:sdk/storage-driver-v0-1",
+                 world storage-driver-previous { include registry:storage/storage-driver@0.1.0; }",
+        world: "regstore:sdk/storage-driver-previous",
         pub_export_macro: true,
         export_macro_name: "__export_storage_driver_v0_1",
         default_bindings_module: "regstore_sdk::bindings_v0_1",
