@@ -5,7 +5,9 @@
 //!   pointed at this clone as its README says, built with `cargo build --target wasm32-wasip2`;
 //! - `rust-cargo-component`: the same copy built with `cargo component build`;
 //! - `python`: `examples/driver-python`, built with componentize-py;
-//! - `js`: `examples/driver-js`, built with ComponentizeJS.
+//! - `js`: `examples/driver-js`, built with ComponentizeJS;
+//!
+//! the last two against the contract as `regstore wit --out` writes it.
 //!
 //! The toolchains come from `scripts/driver-tools` (into the git-ignored `.tools/`); one that
 //! cannot be installed fails its trial with the reason. Each trial prints the suite's summary.
@@ -135,10 +137,16 @@ fn language_example(example: &str, tool_name: &str, program: &str, variable: &st
     let out = target_dir(example);
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     let wasm = out.join("driver.wasm");
+    // The contract as an author gets it: from `regstore wit`, not from the repository.
+    let wit = tempfile::tempdir().map_err(|e| e.to_string())?;
+    run("regstore wit --out", Command::new(env!("CARGO_BIN_EXE_regstore")).args(["wit", "--out"]).arg(wit.path()))?;
     let started = std::time::Instant::now();
     run(
         &format!("examples/{example}/build"),
-        Command::new(repo().join("examples").join(example).join("build")).arg(&wasm).env(variable, tool),
+        Command::new(repo().join("examples").join(example).join("build"))
+            .arg(&wasm)
+            .arg(wit.path().join(regstore::WIT_VERSION))
+            .env(variable, tool),
     )?;
     println!("examples/{example}: built in {:.1} s", started.elapsed().as_secs_f64());
     // What the driver declares, memory included, granted as an operator who read it would.

@@ -17,6 +17,12 @@ pub struct Config {
 impl Config {
     pub fn from_params(params: &Params) -> Result<Self> {
         let root = params.string("rootdirectory")?.unwrap_or_else(|| DEFAULT_ROOT.to_string());
+        // `/var/lib/registry/` names the same tree as distribution's path.Join sees it; the
+        // directory is granted, and matched inside the guest, by the name without the slash.
+        let root = match root.trim_end_matches('/') {
+            "" if root.starts_with('/') => "/".to_string(),
+            trimmed => trimmed.to_string(),
+        };
         let max_threads = params
             .limit("maxthreads", MIN_MAX_THREADS, DEFAULT_MAX_THREADS)
             .map_err(|e| Error::invalid_parameter(format!("maxthreads config error: {}", detail(&e))))?;
@@ -49,5 +55,8 @@ mod tests {
         assert_eq!(parse(r#"{"maxthreads":100}"#).unwrap().max_threads, 100);
         assert_eq!(parse(r#"{"maxthreads":1}"#).unwrap().max_threads, 25);
         assert_eq!(parse(r#"{"rootdirectory":"/srv/registry"}"#).unwrap().root, "/srv/registry");
+        assert_eq!(parse(r#"{"rootdirectory":"/srv/registry//"}"#).unwrap().root, "/srv/registry");
+        assert_eq!(parse(r#"{"rootdirectory":"data/sub/"}"#).unwrap().root, "data/sub");
+        assert_eq!(parse(r#"{"rootdirectory":"/"}"#).unwrap().root, "/");
     }
 }

@@ -176,7 +176,11 @@ impl Driver for Filesystem {
         // A relative root is granted relative to the host's working directory, at that path.
         let root = PathBuf::from(raw::guest_root(&config.root));
         fs::create_dir_all(&root).map_err(|e| {
-            Error::other(format!("cannot use rootdirectory {}: {e} (is it granted to the driver?)", config.root))
+            Error::other(format!(
+                "cannot use rootdirectory {}: {} (is it granted to the driver?)",
+                config.root,
+                words(&e)
+            ))
         })?;
         let files =
             Rc::new(Root::find(&root).map_err(|e| Error::other(format!("rootdirectory {}: {e}", config.root)))?);
