@@ -138,13 +138,11 @@ impl StorageDriver for WasmDriver {
 
     async fn writer(&self, path: &str, append: bool) -> Result<Box<dyn FileWriter>> {
         let instance = self.instance().await?;
-        let resource = guest_call!(self.name, instance.enter().await?, |live| live.exports.writer(
-            &mut live.store,
-            live.driver,
-            path,
-            append
-        ))?;
-        let mut writer = WasmWriter { name: self.name.clone(), handle: instance.handle(resource), size: 0 };
+        let session = instance.enter().await?;
+        let reservation = instance.reserve();
+        let resource =
+            guest_call!(self.name, session, |live| live.exports.writer(&mut live.store, live.driver, path, append))?;
+        let mut writer = WasmWriter { name: self.name.clone(), handle: reservation.handle(resource), size: 0 };
         // The host counts accepted bytes on top of what the driver resumed (D5).
         writer.size = guest_call!(writer.name, instance.enter_with(&writer.handle).await?, |live| async {
             plain(live.exports.size(&mut live.store, resource).await)
@@ -189,13 +187,11 @@ impl StorageDriver for WasmDriver {
 
     async fn walker(&self, path: &str, start_after: Option<&str>) -> Result<Box<dyn Walker>> {
         let instance = self.instance().await?;
-        let resource = guest_call!(self.name, instance.enter().await?, |live| live.exports.walk(
-            &mut live.store,
-            live.driver,
-            path,
-            start_after
-        ))?;
-        Ok(Box::new(WasmWalker { name: self.name.clone(), handle: instance.handle(resource), skip: false }))
+        let session = instance.enter().await?;
+        let reservation = instance.reserve();
+        let resource =
+            guest_call!(self.name, session, |live| live.exports.walk(&mut live.store, live.driver, path, start_after))?;
+        Ok(Box::new(WasmWalker { name: self.name.clone(), handle: reservation.handle(resource), skip: false }))
     }
 }
 
@@ -227,13 +223,11 @@ impl WasmReader {
             old.instance.orphan(&old);
         }
         let (path, offset) = (self.path.as_str(), self.offset as i64);
-        let resource = guest_call!(self.name, instance.enter().await?, |live| live.exports.reader(
-            &mut live.store,
-            live.driver,
-            path,
-            offset
-        ))?;
-        Ok(instance.handle(resource))
+        let session = instance.enter().await?;
+        let reservation = instance.reserve();
+        let resource =
+            guest_call!(self.name, session, |live| live.exports.reader(&mut live.store, live.driver, path, offset))?;
+        Ok(reservation.handle(resource))
     }
 }
 

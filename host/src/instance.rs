@@ -195,10 +195,13 @@ impl Instance {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A handle on a resource this instance just made.
-    pub fn handle(self: &Arc<Self>, resource: ResourceAny) -> Handle {
+    /// Counts the resource a call is about to make (a reader, writer or walker) as a handle
+    /// from before the call, so that no other call can replace the instance between the call's
+    /// end and the handle's making. Take it after `enter`, while the session holds the
+    /// instance; dropped unused (the call failed), it counts for nothing again.
+    pub fn reserve(self: &Arc<Self>) -> Reservation {
         self.handles.fetch_add(1, Ordering::SeqCst);
-        Handle { instance: self.clone(), resource, generation: self.generation.load(Ordering::SeqCst) }
+        Reservation { instance: Some(self.clone()), generation: self.generation.load(Ordering::SeqCst) }
     }
 
     /// Queues a dropped resource for release before the next call (`Drop` cannot await).
@@ -268,6 +271,28 @@ impl Instance {
             baseline,
             in_call: false,
         })
+    }
+}
+
+/// A handle counted before its resource exists; see [`Instance::reserve`].
+pub(crate) struct Reservation {
+    instance: Option<Arc<Instance>>,
+    generation: u64,
+}
+
+impl Reservation {
+    /// The handle on the resource the call made.
+    pub fn handle(mut self, resource: ResourceAny) -> Handle {
+        let instance = self.instance.take().expect("a reservation is used once");
+        Handle { instance, resource, generation: self.generation }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(instance) = &self.instance {
+            instance.handles.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
