@@ -58,7 +58,7 @@ macro_rules! guest_call {
         let timeout = session.timeout();
         let outcome = {
             let $live: &mut Live = session.live();
-            tokio::time::timeout(timeout, async { $call.await }).await
+            crate::instance::bounded(timeout, async { $call.await }).await
         };
         answer(&$name, session.finish(outcome))
     }};

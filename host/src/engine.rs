@@ -39,6 +39,8 @@ impl Runtime {
         // environment, no sockets unless granted).
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        #[cfg(unix)]
+        crate::readdir::add_to_linker(&mut linker)?;
 
         let ticker = engine.weak();
         std::thread::Builder::new()

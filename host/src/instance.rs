@@ -6,8 +6,10 @@
 //! crashing is not restarted forever.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceAny;
@@ -104,7 +106,7 @@ impl Instance {
             let mut session = instance.enter().await?;
             let timeout = session.timeout();
             let live = session.live();
-            let outcome = tokio::time::timeout(timeout, live.exports.name(&mut live.store, live.driver)).await;
+            let outcome = bounded(timeout, live.exports.name(&mut live.store, live.driver)).await;
             session.finish(outcome)?
         };
         instance.label = name.clone();
@@ -345,6 +347,19 @@ impl Session<'_> {
         instance.discard(&mut self.slot);
         instance.crashes.lock().unwrap().push_back(Instant::now());
         Err(Error::Crashed { driver: instance.label.clone(), detail })
+    }
+}
+
+/// Runs `call` for at most `limit`. Most calls finish in their first poll (a driver that
+/// answers from memory or a local file): they never arm a timer, which would cost more than
+/// the call. One that waits arms it then; a guest that computes is bounded meanwhile by its
+/// epoch deadline, which yields every [`crate::engine::EPOCH_TICK`].
+pub(crate) async fn bounded<F: Future>(limit: Duration, call: F) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => tokio::time::timeout(limit, call).await,
     }
 }
 

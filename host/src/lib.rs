@@ -28,6 +28,8 @@ mod guest;
 mod guest_output;
 mod http_client;
 mod instance;
+#[cfg(unix)]
+mod readdir;
 mod registry;
 mod sandbox;
 

@@ -98,7 +98,7 @@ impl Grants {
 /// The state of one instance's store.
 pub struct HostState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     http: WasiHttpCtx,
     gate: HttpGate,
     pub(crate) limits: Limits,

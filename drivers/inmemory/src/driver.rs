@@ -156,26 +156,29 @@ impl Driver for InMemory {
             return Err(Error::other(format!("{path:?}: not a directory")));
         }
         let prefix = child_prefix(path);
-        let mut children = Vec::new();
-        let mut from = Bound::Included(prefix.clone());
-        // One seek per child: a file child is one key; a directory child's subtree (`c/...`)
-        // is skipped by seeking to `c0`, the first name after `c/` that valid names can hold.
-        while let Some((key, _)) = tree.files.range::<String, _>((from, Bound::Unbounded)).next() {
+        let (mut children, mut has_dirs) = (Vec::new(), false);
+        // One pass over the keys under `path/`: a file child is the next key; a directory
+        // child's subtree (`c/...`) is skipped by seeking to `c0`, the first name after `c/`
+        // that valid names can hold. A seek compares whole keys, which wasm does byte by byte,
+        // so files are never sought.
+        let mut keys = tree.files.range::<String, _>((Bound::Included(prefix.clone()), Bound::Unbounded));
+        while let Some((key, _)) = keys.next() {
             let Some(rest) = key.strip_prefix(&prefix) else { break };
             match rest.split_once('/') {
                 Some((name, _)) => {
                     let child = format!("{prefix}{name}");
-                    from = Bound::Included(format!("{child}0"));
+                    keys = tree.files.range::<String, _>((Bound::Included(format!("{child}0")), Bound::Unbounded));
                     children.push(child);
+                    has_dirs = true;
                 }
-                None => {
-                    from = Bound::Excluded(key.clone());
-                    children.push(key.clone());
-                }
+                None => children.push(key.clone()),
             }
         }
-        // Siblings such as `c-x` sort between `c` and `c/...`, so the order is restored here.
-        children.sort_unstable();
+        // Siblings such as `c-x` sort between `c` and `c/...`, so with directories among the
+        // children the order is restored here; files alone come in order.
+        if has_dirs {
+            children.sort_unstable();
+        }
         if children.is_empty() && path != "/" {
             return Err(Error::not_found(path));
         }
@@ -203,13 +206,14 @@ impl Driver for InMemory {
 
     fn delete(&self, path: &str) -> Result<()> {
         let mut tree = self.tree.borrow_mut();
-        let doomed: Vec<String> = tree.descendants(path).map(|(k, _)| k.clone()).collect();
         let file = tree.files.remove(path);
-        if file.is_none() && doomed.is_empty() {
+        // The keys under `path/` are those from `path/` up to `path0` ('0' follows '/'),
+        // removed in one pass over that range.
+        let prefix = child_prefix(path);
+        let end = format!("{}0", &prefix[..prefix.len() - 1]);
+        let removed = tree.files.extract_if(prefix..end, |_, _| true).count();
+        if file.is_none() && removed == 0 {
             return Err(Error::not_found(path));
-        }
-        for key in doomed {
-            tree.files.remove(&key);
         }
         Ok(())
     }

@@ -85,6 +85,13 @@ pub fn read_at(file: &File, len: u64, offset: u64) -> io::Result<Vec<u8>> {
     Ok(data)
 }
 
+/// The whole file.
+pub fn read_to_end(mut file: &File) -> io::Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(size(file)? as usize);
+    io::Read::read_to_end(&mut file, &mut data)?;
+    Ok(data)
+}
+
 pub fn sync(file: &File) -> io::Result<()> {
     file.sync_all()
 }

@@ -11,6 +11,11 @@ pub use host::*;
 #[cfg(target_arch = "wasm32")]
 pub use wasi::*;
 
+/// The most content one host call carries: a large object crosses in pieces of this size, so
+/// the host never holds a transient copy of all of it.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) const IO_CHUNK: usize = 8 << 20;
+
 /// A path as wasi-libc compares it with preopens: without leading `/` and `./`, nor trailing `/`.
 pub(crate) fn preopen_form(path: &str) -> &str {
     let mut path = path;

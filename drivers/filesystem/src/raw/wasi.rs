@@ -5,7 +5,7 @@
 use std::io;
 use std::path::Path;
 
-use super::{inside, preopen_form};
+use super::{IO_CHUNK, inside, preopen_form};
 
 use wasip2::filesystem::preopens::get_directories;
 pub use wasip2::filesystem::types::Descriptor as File;
@@ -156,10 +156,10 @@ pub fn size(file: &Descriptor) -> io::Result<u64> {
     Ok(file.stat().map_err(to_io)?.size)
 }
 
-/// Writes all of `data` at `offset`.
+/// Writes all of `data` at `offset`, at most [`IO_CHUNK`] bytes per host call.
 pub fn write_all_at(file: &Descriptor, mut data: &[u8], mut offset: u64) -> io::Result<()> {
     while !data.is_empty() {
-        let n = file.write(data, offset).map_err(to_io)? as usize;
+        let n = file.write(&data[..data.len().min(IO_CHUNK)], offset).map_err(to_io)? as usize;
         if n == 0 {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "the host wrote nothing"));
         }
@@ -169,16 +169,37 @@ pub fn write_all_at(file: &Descriptor, mut data: &[u8], mut offset: u64) -> io::
     Ok(())
 }
 
-/// Up to `len` bytes from `offset`; fewer only at the end of the file.
+/// Up to `len` bytes from `offset`; fewer only at the end of the file. At most [`IO_CHUNK`]
+/// bytes per host call.
 pub fn read_at(file: &Descriptor, len: u64, offset: u64) -> io::Result<Vec<u8>> {
-    let (mut data, mut end) = file.read(len, offset).map_err(to_io)?;
+    let chunk = |wanted: u64| wanted.min(IO_CHUNK as u64);
+    let (mut data, mut end) = file.read(chunk(len), offset).map_err(to_io)?;
+    if !end && (data.len() as u64) < len {
+        data.reserve((len - data.len() as u64).min(16 * IO_CHUNK as u64) as usize);
+    }
     while !end && (data.len() as u64) < len {
-        let (more, at_end) = file.read(len - data.len() as u64, offset + data.len() as u64).map_err(to_io)?;
+        let (more, at_end) = file.read(chunk(len - data.len() as u64), offset + data.len() as u64).map_err(to_io)?;
         if more.is_empty() {
             break;
         }
         data.extend_from_slice(&more);
         end = at_end;
+    }
+    Ok(data)
+}
+
+/// The whole file: in one host call when it is at most [`IO_CHUNK`] long. One byte more than its
+/// size is asked for, so that the host reports the end in the same answer.
+pub fn read_to_end(file: &Descriptor) -> io::Result<Vec<u8>> {
+    let size = size(file)?;
+    let mut data = read_at(file, size.saturating_add(1), 0)?;
+    // It grew since: the rest, to the end.
+    while data.len() as u64 > size {
+        let more = read_at(file, IO_CHUNK as u64, data.len() as u64)?;
+        if more.is_empty() {
+            break;
+        }
+        data.extend_from_slice(&more);
     }
     Ok(data)
 }
