@@ -42,6 +42,15 @@ impl Filesystem {
     fn full(&self, path: &str) -> PathBuf {
         full_path(&self.root, path)
     }
+
+    /// The file behind a key, open for reading; a directory is an error of its own, and any
+    /// other failure is `op`'s.
+    fn open_for_read(&self, path: &str, op: &str) -> Result<raw::File> {
+        self.files.open_for_read(path).map_err(|e| match e.kind() {
+            io::ErrorKind::IsADirectory => Error::other(format!("{path}: is a directory")),
+            _ => io_error(op, path, e),
+        })
+    }
 }
 
 /// A driver error for an I/O failure on `path`.
@@ -194,10 +203,7 @@ impl Driver for Filesystem {
     fn get_content(&self, path: &str) -> Result<Vec<u8>> {
         // Through the descriptor API: one host call for content up to `IO_CHUNK`, where std's
         // `fs::read` would make one per 4 KiB.
-        let file = self.files.open_for_read(path).map_err(|e| match e.kind() {
-            io::ErrorKind::IsADirectory => Error::other(format!("{path}: is a directory")),
-            _ => io_error("reading", path, e),
-        })?;
+        let file = self.open_for_read(path, "reading")?;
         raw::read_to_end(&file).map_err(|e| io_error("reading", path, e))
     }
 
@@ -228,10 +234,7 @@ impl Driver for Filesystem {
     }
 
     fn reader(&self, path: &str, offset: u64) -> Result<Box<dyn FileReader>> {
-        let file = self.files.open_for_read(path).map_err(|e| match e.kind() {
-            io::ErrorKind::IsADirectory => Error::other(format!("{path}: is a directory")),
-            _ => io_error("opening", path, e),
-        })?;
+        let file = self.open_for_read(path, "opening")?;
         // Reading past the end gives end of stream (D3).
         Ok(Box::new(Reader { file, offset, path: path.to_string() }))
     }

@@ -10,7 +10,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::ops::Range;
 use std::rc::Rc;
 
 use regstore_sdk::{
@@ -40,13 +40,18 @@ fn child_prefix(dir: &str) -> String {
     if dir == "/" { "/".to_string() } else { format!("{dir}/") }
 }
 
+/// The keys under `dir/`: from `dir/` up to `dir0`, the first name after them that valid names
+/// can hold ('0' follows '/'); under the root, every key.
+fn subtree(dir: &str) -> Range<String> {
+    let prefix = child_prefix(dir);
+    let end = format!("{}0", &prefix[..prefix.len() - 1]);
+    prefix..end
+}
+
 impl Tree {
     /// The keys under `dir/`, in order.
     fn descendants<'a>(&'a self, dir: &str) -> impl Iterator<Item = (&'a String, &'a File)> + 'a {
-        let prefix = child_prefix(dir);
-        self.files
-            .range::<String, _>((Bound::Included(prefix.clone()), Bound::Unbounded))
-            .take_while(move |(k, _)| k.starts_with(&prefix))
+        self.files.range(subtree(dir))
     }
 
     fn is_dir(&self, path: &str) -> bool {
@@ -155,19 +160,19 @@ impl Driver for InMemory {
         if tree.files.contains_key(path) {
             return Err(Error::other(format!("{path:?}: not a directory")));
         }
-        let prefix = child_prefix(path);
         let (mut children, mut has_dirs) = (Vec::new(), false);
         // One pass over the keys under `path/`: a file child is the next key; a directory
-        // child's subtree (`c/...`) is skipped by seeking to `c0`, the first name after `c/`
-        // that valid names can hold. A seek compares whole keys, which wasm does byte by byte,
-        // so files are never sought.
-        let mut keys = tree.files.range::<String, _>((Bound::Included(prefix.clone()), Bound::Unbounded));
+        // child's subtree is skipped by seeking to its end. A seek compares whole keys, which
+        // wasm does byte by byte, so files are never sought.
+        let within = subtree(path);
+        let prefix = &within.start;
+        let mut keys = tree.files.range(within.clone());
         while let Some((key, _)) = keys.next() {
-            let Some(rest) = key.strip_prefix(&prefix) else { break };
-            match rest.split_once('/') {
+            // Every key in the range starts with the prefix.
+            match key[prefix.len()..].split_once('/') {
                 Some((name, _)) => {
                     let child = format!("{prefix}{name}");
-                    keys = tree.files.range::<String, _>((Bound::Included(format!("{child}0")), Bound::Unbounded));
+                    keys = tree.files.range(subtree(&child).end..within.end.clone());
                     children.push(child);
                     has_dirs = true;
                 }
@@ -207,11 +212,8 @@ impl Driver for InMemory {
     fn delete(&self, path: &str) -> Result<()> {
         let mut tree = self.tree.borrow_mut();
         let file = tree.files.remove(path);
-        // The keys under `path/` are those from `path/` up to `path0` ('0' follows '/'),
-        // removed in one pass over that range.
-        let prefix = child_prefix(path);
-        let end = format!("{}0", &prefix[..prefix.len() - 1]);
-        let removed = tree.files.extract_if(prefix..end, |_, _| true).count();
+        // Everything under it, in one pass over that range.
+        let removed = tree.files.extract_if(subtree(path), |_, _| true).count();
         if file.is_none() && removed == 0 {
             return Err(Error::not_found(path));
         }
