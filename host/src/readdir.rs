@@ -11,6 +11,7 @@
 use std::os::fd::AsFd;
 
 use rustix::fs::{AtFlags, Dir, FileType, statat};
+use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceType};
 use wasmtime_wasi::filesystem::Descriptor;
 use wasmtime_wasi::p2::bindings::filesystem::types::DirectoryEntryStream;
@@ -19,8 +20,9 @@ use wasmtime_wasi::p2::bindings::filesystem::types::{DescriptorType, DirectoryEn
 use crate::sandbox::HostState;
 
 /// The interface as wasmtime-wasi's linker names it; a guest importing any 0.2.x version is
-/// matched to it. A wasmtime-wasi that names another fails `Runtime::new`, loudly.
+/// matched to it. A wasmtime-wasi that names another fails `Runtime::new` (see below).
 const INTERFACE: &str = "wasi:filesystem/types@0.2.12";
+const READ_DIRECTORY: &str = "[method]descriptor.read-directory";
 
 /// The entries of one read, handed out one per `read-directory-entry`. Stored in the
 /// instance's resource table under the handle the guest holds as its entry stream.
@@ -30,40 +32,50 @@ type Answer<T> = wasmtime::Result<(Result<T, ErrorCode>,)>;
 
 /// Replaces wasmtime-wasi's directory reading in `linker` (which must already hold WASI).
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    // Defining the method without shadowing must fail: that proves wasmtime-wasi's interface
+    // is there under this name. Otherwise the definitions below would make a second, partial
+    // interface beside it, and the guests would go on with wasmtime-wasi's unnoticed.
+    if linker.instance(INTERFACE)?.func_wrap(READ_DIRECTORY, read_directory).is_ok() {
+        wasmtime::bail!("wasmtime-wasi does not define {INTERFACE}; update regstore's readdir::INTERFACE");
+    }
     linker.allow_shadowing(true);
     let mut types = linker.instance(INTERFACE)?;
-    types.func_wrap(
-        "[method]descriptor.read-directory",
-        |mut store, (fd,): (Resource<Descriptor>,)| -> Answer<Resource<DirectoryEntryStream>> {
-            let table = &mut store.data_mut().table;
-            let entries = match table.get(&fd)? {
-                Descriptor::Dir(dir) => read(dir.dir.as_fd()),
-                Descriptor::File(_) => Err(ErrorCode::NotDirectory),
-            };
-            Ok((match entries {
-                Ok(entries) => {
-                    let own = table.push(Entries(entries.into_iter()))?;
-                    // The guest holds it as wasmtime-wasi's stream type; only the two
-                    // definitions below ever look inside.
-                    Ok(Resource::new_own(own.rep()))
-                }
-                Err(e) => Err(e),
-            },))
-        },
-    )?;
-    types.func_wrap(
-        "[method]directory-entry-stream.read-directory-entry",
-        |mut store, (stream,): (Resource<DirectoryEntryStream>,)| -> Answer<Option<DirectoryEntry>> {
-            let entries = store.data_mut().table.get_mut(&Resource::<Entries>::new_borrow(stream.rep()))?;
-            Ok((entries.0.next().transpose(),))
-        },
-    )?;
+    types.func_wrap(READ_DIRECTORY, read_directory)?;
+    types.func_wrap("[method]directory-entry-stream.read-directory-entry", read_directory_entry)?;
     types.resource("directory-entry-stream", ResourceType::host::<DirectoryEntryStream>(), |mut store, rep| {
         store.data_mut().table.delete(Resource::<Entries>::new_own(rep))?;
         Ok(())
     })?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+fn read_directory(
+    mut store: StoreContextMut<'_, HostState>,
+    (fd,): (Resource<Descriptor>,),
+) -> Answer<Resource<DirectoryEntryStream>> {
+    let table = &mut store.data_mut().table;
+    let entries = match table.get(&fd)? {
+        Descriptor::Dir(dir) => read(dir.dir.as_fd()),
+        Descriptor::File(_) => Err(ErrorCode::NotDirectory),
+    };
+    Ok((match entries {
+        Ok(entries) => {
+            let own = table.push(Entries(entries.into_iter()))?;
+            // The guest holds it as wasmtime-wasi's stream type; only `read_directory_entry`
+            // and the destructor above ever look inside.
+            Ok(Resource::new_own(own.rep()))
+        }
+        Err(e) => Err(e),
+    },))
+}
+
+fn read_directory_entry(
+    mut store: StoreContextMut<'_, HostState>,
+    (stream,): (Resource<DirectoryEntryStream>,),
+) -> Answer<Option<DirectoryEntry>> {
+    let entries = store.data_mut().table.get_mut(&Resource::<Entries>::new_borrow(stream.rep()))?;
+    Ok((entries.0.next().transpose(),))
 }
 
 /// Every entry of the directory open as `dir`, but `.` and `..`, read through a descriptor of
@@ -151,6 +163,17 @@ mod tests {
         assert_eq!(illegal, 1, "the name that is not UTF-8 is reported, not skipped");
         // The caller's descriptor keeps its own position: a second read sees everything again.
         assert_eq!(read(handle.as_fd()).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn shadows_only_an_interface_that_wasmtime_wasi_defines() {
+        let engine = wasmtime::Engine::default();
+        let mut without_wasi = Linker::<HostState>::new(&engine);
+        let refused = add_to_linker(&mut without_wasi).expect_err("nothing to shadow is an error");
+        assert!(refused.to_string().contains(INTERFACE), "{refused}");
+        let mut with_wasi = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut with_wasi).unwrap();
+        add_to_linker(&mut with_wasi).unwrap();
     }
 
     #[test]
